@@ -1,0 +1,75 @@
+//! The engine's error type.
+
+use alloc::string::String;
+use core::fmt;
+use wasm_proto::errno;
+
+/// Why a request failed. Every variant maps to an errno and a message for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// No module of that name is loaded.
+    NoModule(String),
+    /// The module exports no function of that name.
+    NoFunction(String),
+    /// A module with that name is already loaded.
+    Exists(String),
+    /// The name is empty, too long or has characters outside `[A-Za-z0-9_.-]`.
+    BadName(String),
+    /// The binary is not valid WebAssembly.
+    Invalid(String),
+    /// The module imports something the host does not provide.
+    Link(String),
+    /// Arguments do not match the function's signature.
+    Arguments(String),
+    /// The guest trapped.
+    Trap(String),
+    /// The call used up its fuel budget.
+    OutOfFuel(u64),
+    /// The host asked the call to stop (fatal signal).
+    Interrupted,
+    /// Every instance of the module is running a call.
+    Busy,
+    /// A memory or table limit was hit, or an allocation failed.
+    Memory(String),
+}
+
+impl Error {
+    /// The positive errno reported to user space.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::NoModule(_) | Error::NoFunction(_) => errno::ENOENT,
+            Error::Exists(_) => errno::EEXIST,
+            Error::BadName(_) | Error::Arguments(_) => errno::EINVAL,
+            Error::Invalid(_) => errno::ENOEXEC,
+            Error::Link(_) => errno::ENOLINK,
+            Error::Trap(_) => errno::EFAULT,
+            Error::OutOfFuel(_) => errno::ETIME,
+            Error::Interrupted => errno::EINTR,
+            Error::Busy => errno::EBUSY,
+            Error::Memory(_) => errno::ENOMEM,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoModule(n) => write!(f, "no module named '{n}' is loaded"),
+            Error::NoFunction(n) => write!(f, "the module exports no function '{n}'"),
+            Error::Exists(n) => write!(f, "a module named '{n}' is already loaded"),
+            Error::BadName(n) => write!(
+                f,
+                "invalid module name '{n}': use 1 to {} characters of A-Z a-z 0-9 _ . -",
+                wasm_proto::MAX_NAME_LEN
+            ),
+            Error::Invalid(m) => write!(f, "invalid WebAssembly module: {m}"),
+            Error::Link(m) => write!(f, "cannot link the module: {m}"),
+            Error::Arguments(m) => write!(f, "bad arguments: {m}"),
+            Error::Trap(m) => write!(f, "the guest trapped: {m}"),
+            Error::OutOfFuel(n) => write!(f, "the call ran out of fuel (budget {n})"),
+            Error::Interrupted => write!(f, "the call was interrupted by a fatal signal"),
+            Error::Busy => write!(f, "every instance of the module is busy"),
+            Error::Memory(m) => write!(f, "memory limit: {m}"),
+        }
+    }
+}

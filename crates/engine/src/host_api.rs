@@ -1,0 +1,53 @@
+//! The host API offered to guests under the import module `env`.
+//!
+//! | import | signature | effect |
+//! |---|---|---|
+//! | `env._debug` | `(ptr: i32, len: i32) -> i32` | logs `len` bytes at `ptr` as one line (one kernel log line in `wasm.ko`, stdout in `wasmctl run`); returns `len` |
+//! | `env.now_ns` | `() -> i64` | monotonic clock, nanoseconds |
+//! | `env.cpu_id` | `() -> i32` | the CPU this instance belongs to |
+//!
+//! A pointer range outside linear memory traps (`out of bounds memory access`).
+
+use crate::Host;
+use wasmi::{Caller, Extern, Linker};
+
+/// Per-instance data every host function can see.
+pub(crate) struct InstanceData {
+    /// Memory and table caps.
+    pub(crate) limits: wasmi::StoreLimits,
+    /// The CPU this instance belongs to.
+    pub(crate) cpu: u32,
+}
+
+/// `(module, name)` of every function the host provides, for error messages.
+pub(crate) const PROVIDED: &[(&str, &str)] =
+    &[("env", "_debug"), ("env", "now_ns"), ("env", "cpu_id")];
+
+/// Longest `_debug` message; longer ones are cut (and say so).
+const MAX_DEBUG_LEN: usize = 4096;
+
+/// Defines the host API in `linker`.
+pub(crate) fn define<H: Host>(linker: &mut Linker<InstanceData>) -> Result<(), wasmi::Error> {
+    linker.func_wrap("env", "_debug", debug::<H>)?;
+    linker.func_wrap("env", "now_ns", |_: Caller<'_, InstanceData>| H::now_ns() as i64)?;
+    linker.func_wrap("env", "cpu_id", |caller: Caller<'_, InstanceData>| caller.data().cpu as i32)?;
+    Ok(())
+}
+
+fn debug<H: Host>(caller: Caller<'_, InstanceData>, ptr: i32, len: i32) -> Result<i32, wasmi::Error> {
+    let oob = || wasmi::Error::from(wasmi::TrapCode::MemoryOutOfBounds);
+    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
+        return Err(wasmi::Error::new("_debug needs an exported memory"));
+    };
+    let data = memory.data(&caller);
+    let start = ptr as u32 as usize;
+    let end = start.checked_add(len as u32 as usize).ok_or_else(oob)?;
+    let bytes = data.get(start..end).ok_or_else(oob)?;
+    let shown = &bytes[..bytes.len().min(MAX_DEBUG_LEN)];
+    let shown = shown.strip_suffix(b"\n").unwrap_or(shown);
+    H::log(shown);
+    if bytes.len() > MAX_DEBUG_LEN {
+        H::log(b"(_debug message cut at 4096 bytes)");
+    }
+    Ok(len)
+}

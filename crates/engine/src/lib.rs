@@ -1,0 +1,53 @@
+//! The WebAssembly engine of `wasm.ko`, shared with `wasmctl run`.
+//!
+//! A [`Registry`] holds named [`LoadedModule`]s. Each module is compiled once (with
+//! [wasmi](https://docs.rs/wasmi), validation on) and instantiated once per possible CPU, as the
+//! original module did ("vm for cpu = N"), so a caller on CPU *n* uses instance *n* and never
+//! waits for another CPU. Every call runs with a fuel budget, consumed in slices: between two
+//! slices the [`Host`] may reschedule and may stop the call (a fatal signal), so an endless guest
+//! neither locks up a CPU nor outlives its caller. Linear memory and tables are capped.
+//!
+//! The crate is `no_std` + `alloc`; everything the environment must provide (logging, the CPU
+//! count, rescheduling) comes through the [`Host`] trait. No input, however malformed, makes it
+//! panic: errors come back as [`Error`] values that carry an errno and a message.
+#![no_std]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+mod error;
+mod host_api;
+mod module;
+mod registry;
+mod slot;
+
+pub use error::Error;
+pub use module::{LoadSpec, LoadedModule};
+pub use registry::Registry;
+pub use wasm_proto::{FuncSig, InstanceInfo, Limits, ModuleInfo, ValType, Value};
+
+/// Fuel given to one call when the load request does not say.
+pub const DEFAULT_FUEL: u64 = 100_000_000;
+/// Fuel consumed between two calls to [`Host::between_slices`].
+pub const FUEL_SLICE: u64 = 1_000_000;
+/// Largest linear memory of one instance when the load request does not say.
+pub const DEFAULT_MEMORY: u64 = 64 << 20;
+/// Most table elements of one instance.
+pub const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Deepest Wasm call nesting. Guest frames live on wasmi's heap stack, not the kernel stack.
+pub const MAX_RECURSION_DEPTH: usize = 10_000;
+
+/// What the environment (the kernel, or a user-space process) provides to the engine.
+///
+/// All functions are associated functions: there is one host per program.
+pub trait Host: 'static {
+    /// Writes one log line, verbatim (no trailing newline).
+    fn log(line: &[u8]);
+    /// Number of instances to create per module: the possible CPUs.
+    fn cpu_count() -> usize;
+    /// Called between two fuel slices of a running call. May reschedule. Returns `false` when
+    /// the call must stop (for example the calling task has a fatal signal pending).
+    fn between_slices() -> bool;
+    /// Monotonic clock in nanoseconds, for the guest's `env.now_ns`.
+    fn now_ns() -> u64;
+}

@@ -1,0 +1,453 @@
+//! A compiled module with one instance per CPU.
+
+use crate::host_api::{self, InstanceData};
+use crate::slot::TryLock;
+use crate::{Error, Host, DEFAULT_FUEL, DEFAULT_MEMORY, FUEL_SLICE, MAX_RECURSION_DEPTH, MAX_TABLE_ELEMENTS};
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::marker::PhantomData;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use wasm_proto::{FuncSig, InstanceInfo, Limits, ModuleInfo, ValType, Value};
+use wasmi::{Engine, ExternType, Func, Linker, Module, ResumableCall, Store, StoreLimitsBuilder, Val};
+
+/// Fuel allowed to a module's start function, which runs in one piece during instantiation.
+const START_FUEL: u64 = 10 * FUEL_SLICE;
+
+/// What a load request asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadSpec<'a> {
+    /// Registry name.
+    pub name: &'a str,
+    /// The module's binary.
+    pub wasm: &'a [u8],
+    /// Entrypoint: `None` runs `main` if exported, `Some("")` runs nothing.
+    pub entrypoint: Option<&'a str>,
+    /// Limits; zero fields take the defaults.
+    pub limits: Limits,
+}
+
+/// The outcome of a successful call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallOutcome {
+    /// The function's results.
+    pub results: Vec<Value>,
+    /// Fuel the call consumed.
+    pub fuel_used: u64,
+    /// The CPU whose instance ran the call.
+    pub cpu: u32,
+}
+
+/// One instance and its store.
+struct Instance {
+    store: Store<InstanceData>,
+    instance: wasmi::Instance,
+}
+
+/// A per-CPU instance with its counters. Counters are read without taking the instance.
+struct Slot {
+    state: TryLock<Instance>,
+    calls: AtomicU64,
+    traps: AtomicU64,
+    fuel_used: AtomicU64,
+    memory: AtomicU64,
+}
+
+/// A loaded module: compiled once, instantiated once per CPU.
+pub struct LoadedModule<H: Host> {
+    name: String,
+    wasm_size: u64,
+    entrypoint: String,
+    limits: Limits,
+    exports: Vec<FuncSig>,
+    imports: Vec<FuncSig>,
+    slots: Box<[Slot]>,
+    entry_result: Option<i32>,
+    _host: PhantomData<fn() -> H>,
+}
+
+/// Checks a registry name: 1 to `MAX_NAME_LEN` bytes of `[A-Za-z0-9_.-]`.
+pub(crate) fn check_name(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= wasm_proto::MAX_NAME_LEN
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::BadName(name.chars().take(wasm_proto::MAX_NAME_LEN).collect()))
+    }
+}
+
+fn val_type(ty: &wasmi::ValType) -> ValType {
+    match ty {
+        wasmi::ValType::I32 => ValType::I32,
+        wasmi::ValType::I64 => ValType::I64,
+        wasmi::ValType::F32 => ValType::F32,
+        wasmi::ValType::F64 => ValType::F64,
+        _ => ValType::Other,
+    }
+}
+
+fn sig(name: String, ty: &wasmi::FuncType) -> FuncSig {
+    FuncSig {
+        name,
+        params: ty.params().iter().map(val_type).collect(),
+        results: ty.results().iter().map(val_type).collect(),
+    }
+}
+
+fn to_val(v: Value) -> Val {
+    match v {
+        Value::I32(x) => Val::I32(x),
+        Value::I64(x) => Val::I64(x),
+        Value::F32(b) => Val::F32(wasmi::F32::from_bits(b)),
+        Value::F64(b) => Val::F64(wasmi::F64::from_bits(b)),
+    }
+}
+
+fn from_val(v: &Val) -> Option<Value> {
+    Some(match v {
+        Val::I32(x) => Value::I32(*x),
+        Val::I64(x) => Value::I64(*x),
+        Val::F32(x) => Value::F32(x.to_bits()),
+        Val::F64(x) => Value::F64(x.to_bits()),
+        _ => return None,
+    })
+}
+
+fn list(types: &[ValType]) -> String {
+    let names: Vec<String> = types.iter().map(|t| t.to_string()).collect();
+    format!("({})", names.join(", "))
+}
+
+/// Classifies an error raised while running guest code.
+fn run_error(e: &wasmi::Error, budget: u64) -> Error {
+    match e.as_trap_code() {
+        Some(wasmi::TrapCode::OutOfFuel) => Error::OutOfFuel(budget),
+        Some(code) => Error::Trap(code.to_string()),
+        None => match e.kind() {
+            wasmi::errors::ErrorKind::Memory(m) => Error::Memory(m.to_string()),
+            wasmi::errors::ErrorKind::Table(t) => Error::Memory(t.to_string()),
+            _ => Error::Trap(e.to_string()),
+        },
+    }
+}
+
+/// Parses, validates and compiles. Kept out of line so its large frame is not stacked on the
+/// frames of the steps that follow.
+#[inline(never)]
+fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, Error> {
+    Module::new(engine, wasm).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// Creates one instance. Out of line for the same reason as [`compile`].
+#[inline(never)]
+fn instantiate(
+    engine: &Engine,
+    linker: &Linker<InstanceData>,
+    module: &Module,
+    cpu: u32,
+    limits: &Limits,
+) -> Result<Instance, Error> {
+    let store_limits = StoreLimitsBuilder::new()
+        .memory_size(usize::try_from(limits.memory).unwrap_or(usize::MAX))
+        .table_elements(MAX_TABLE_ELEMENTS)
+        .instances(1)
+        .memories(1)
+        .tables(4)
+        .build();
+    let mut store = Store::new(engine, InstanceData { limits: store_limits, cpu });
+    store.limiter(|data| &mut data.limits);
+    store
+        .set_fuel(START_FUEL.min(limits.fuel))
+        .map_err(|e| Error::Trap(e.to_string()))?;
+    let instance = linker.instantiate_and_start(&mut store, module).map_err(|e| {
+        match e.kind() {
+            wasmi::errors::ErrorKind::Linker(l) => Error::Link(l.to_string()),
+            wasmi::errors::ErrorKind::Instantiation(i) => Error::Memory(i.to_string()),
+            _ => run_error(&e, START_FUEL.min(limits.fuel)),
+        }
+    })?;
+    Ok(Instance { store, instance })
+}
+
+impl Instance {
+    fn memory_size(&self) -> u64 {
+        self.instance
+            .get_memory(&self.store, "memory")
+            .map_or(0, |m| m.data_size(&self.store) as u64)
+    }
+
+    /// Runs `func` to completion in fuel slices. Returns the fuel used alongside the result.
+    #[inline(never)]
+    fn run<H: Host>(&mut self, func: Func, args: &[Val], out: &mut [Val], budget: u64) -> (u64, Result<(), Error>) {
+        let store = &mut self.store;
+        let first = budget.min(FUEL_SLICE);
+        let mut given = first;
+        if let Err(e) = store.set_fuel(first) {
+            return (0, Err(Error::Trap(e.to_string())));
+        }
+        let mut call = func.call_resumable(&mut *store, args, out);
+        let result = loop {
+            match call {
+                Ok(ResumableCall::Finished) => break Ok(()),
+                Ok(ResumableCall::HostTrap(trap)) => break Err(Error::Trap(trap.host_error().to_string())),
+                Ok(ResumableCall::OutOfFuel(resume)) => {
+                    let remaining = budget - given;
+                    let next = remaining.min(FUEL_SLICE).max(resume.required_fuel());
+                    if next > remaining {
+                        break Err(Error::OutOfFuel(budget));
+                    }
+                    if !H::between_slices() {
+                        break Err(Error::Interrupted);
+                    }
+                    given += next;
+                    if let Err(e) = store.set_fuel(next) {
+                        break Err(Error::Trap(e.to_string()));
+                    }
+                    call = resume.resume(&mut *store, out);
+                }
+                Err(e) => break Err(run_error(&e, budget)),
+            }
+        };
+        let left = store.get_fuel().unwrap_or(0);
+        let used = match result {
+            Err(Error::OutOfFuel(_)) => budget,
+            _ => given.saturating_sub(left),
+        };
+        (used, result)
+    }
+}
+
+impl Slot {
+    fn call<H: Host>(&self, inst: &mut Instance, function: &str, args: &[Value], budget: u64) -> Result<(Vec<Value>, u64), Error> {
+        let func = inst
+            .instance
+            .get_func(&inst.store, function)
+            .ok_or_else(|| Error::NoFunction(function.to_string()))?;
+        let ty = sig(String::new(), &func.ty(&inst.store));
+        let given: Vec<ValType> = args.iter().map(Value::ty).collect();
+        if given != ty.params || ty.results.contains(&ValType::Other) {
+            return Err(Error::Arguments(format!(
+                "{function} takes {} and returns {}, was given {}",
+                list(&ty.params),
+                list(&ty.results),
+                list(&given)
+            )));
+        }
+        let inputs: Vec<Val> = args.iter().copied().map(to_val).collect();
+        let mut outputs: Vec<Val> = func
+            .ty(&inst.store)
+            .results()
+            .iter()
+            .map(|t| Val::default_for_ty(*t))
+            .collect();
+        self.calls.fetch_add(1, Relaxed);
+        let (used, result) = inst.run::<H>(func, &inputs, &mut outputs, budget);
+        self.fuel_used.fetch_add(used, Relaxed);
+        self.memory.store(inst.memory_size(), Relaxed);
+        if let Err(e) = result {
+            self.traps.fetch_add(1, Relaxed);
+            return Err(e);
+        }
+        Ok((outputs.iter().filter_map(from_val).collect(), used))
+    }
+}
+
+impl<H: Host> core::fmt::Debug for LoadedModule<H> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LoadedModule")
+            .field("name", &self.name)
+            .field("instances", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H: Host> LoadedModule<H> {
+    /// Compiles `spec.wasm`, creates one instance per CPU and runs the entrypoint on each.
+    ///
+    /// # Errors
+    ///
+    /// A bad name, an invalid binary, an import the host lacks, a limit, or a failing
+    /// entrypoint. Nothing is kept on error.
+    pub fn load(spec: &LoadSpec<'_>) -> Result<Self, Error> {
+        check_name(spec.name)?;
+        let limits = Limits {
+            fuel: if spec.limits.fuel == 0 { DEFAULT_FUEL } else { spec.limits.fuel },
+            memory: if spec.limits.memory == 0 { DEFAULT_MEMORY } else { spec.limits.memory },
+        };
+        let mut config = wasmi::Config::default();
+        config.consume_fuel(true).set_max_recursion_depth(MAX_RECURSION_DEPTH);
+        let engine = Engine::new(&config);
+        let module = compile(&engine, spec.wasm)?;
+
+        let mut imports = Vec::new();
+        for import in module.imports() {
+            let (m, n) = (import.module(), import.name());
+            let ExternType::Func(ty) = import.ty() else {
+                return Err(Error::Link(format!("{m}.{n}: only function imports are provided")));
+            };
+            if !host_api::PROVIDED.contains(&(m, n)) {
+                let provided: Vec<String> =
+                    host_api::PROVIDED.iter().map(|(m, n)| format!("{m}.{n}")).collect();
+                return Err(Error::Link(format!(
+                    "the module imports {m}.{n}, which is not provided (provided: {})",
+                    provided.join(", ")
+                )));
+            }
+            imports.push(sig(format!("{m}.{n}"), ty));
+        }
+        let exports = module
+            .exports()
+            .filter_map(|e| match e.ty() {
+                ExternType::Func(ty) => Some(sig(e.name().to_string(), ty)),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+
+        let entrypoint = match spec.entrypoint {
+            Some(name) => name.to_string(),
+            None if exports.iter().any(|e| e.name == "main") => "main".to_string(),
+            None => String::new(),
+        };
+        let entry_args: Vec<Value> = if entrypoint.is_empty() {
+            Vec::new()
+        } else {
+            let Some(e) = exports.iter().find(|e| e.name == entrypoint) else {
+                return Err(Error::NoFunction(entrypoint));
+            };
+            match (&e.params[..], &e.results[..]) {
+                ([], []) | ([], [ValType::I32]) => Vec::new(),
+                ([ValType::I32, ValType::I32], []) | ([ValType::I32, ValType::I32], [ValType::I32]) => {
+                    Vec::from([Value::I32(0), Value::I32(0)])
+                }
+                _ => {
+                    return Err(Error::Arguments(format!(
+                        "entrypoint {entrypoint} must take () or (i32, i32) and return () or i32, it takes {} and returns {}",
+                        list(&e.params),
+                        list(&e.results)
+                    )))
+                }
+            }
+        };
+
+        let mut linker = Linker::new(&engine);
+        host_api::define::<H>(&mut linker).map_err(|e| Error::Link(e.to_string()))?;
+        let cpus = H::cpu_count().max(1);
+        let mut slots = Vec::new();
+        slots.try_reserve_exact(cpus).map_err(|_| Error::Memory("out of memory".to_string()))?;
+        for cpu in 0..cpus as u32 {
+            let inst = instantiate(&engine, &linker, &module, cpu, &limits)?;
+            slots.push(Slot {
+                memory: AtomicU64::new(inst.memory_size()),
+                state: TryLock::new(inst),
+                calls: AtomicU64::new(0),
+                traps: AtomicU64::new(0),
+                fuel_used: AtomicU64::new(0),
+            });
+        }
+        let mut loaded = LoadedModule {
+            name: spec.name.to_string(),
+            wasm_size: spec.wasm.len() as u64,
+            entrypoint,
+            limits,
+            exports,
+            imports,
+            slots: slots.into_boxed_slice(),
+            entry_result: None,
+            _host: PhantomData,
+        };
+        if !loaded.entrypoint.is_empty() {
+            for cpu in 0..cpus {
+                let out = loaded.call_on(cpu, &loaded.entrypoint, &entry_args)?;
+                if cpu == 0 {
+                    loaded.entry_result = match out.results[..] {
+                        [Value::I32(v)] => Some(v),
+                        _ => None,
+                    };
+                }
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// The module's registry name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The entrypoint run at load (empty if none).
+    pub fn entrypoint(&self) -> &str {
+        &self.entrypoint
+    }
+
+    /// The entrypoint's `i32` result on the first instance.
+    pub fn entry_result(&self) -> Option<i32> {
+        self.entry_result
+    }
+
+    /// Number of instances.
+    pub fn instances(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Exported functions with their signatures.
+    pub fn exports(&self) -> &[FuncSig] {
+        &self.exports
+    }
+
+    /// Calls `function` on exactly the instance of `cpu`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Busy`] if that instance is running another call, otherwise as [`Self::call`].
+    pub fn call_on(&self, cpu: usize, function: &str, args: &[Value]) -> Result<CallOutcome, Error> {
+        let slot = self.slots.get(cpu).ok_or(Error::Busy)?;
+        let mut inst = slot.state.try_lock().ok_or(Error::Busy)?;
+        let (results, fuel_used) = slot.call::<H>(&mut inst, function, args, self.limits.fuel)?;
+        Ok(CallOutcome { results, fuel_used, cpu: cpu as u32 })
+    }
+
+    /// Calls `function`, preferring the instance of `cpu` and taking the next free one if it is
+    /// busy. Never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoFunction`], [`Error::Arguments`], [`Error::Trap`], [`Error::OutOfFuel`],
+    /// [`Error::Interrupted`], or [`Error::Busy`] when every instance is in use.
+    pub fn call(&self, cpu: usize, function: &str, args: &[Value]) -> Result<CallOutcome, Error> {
+        let n = self.slots.len();
+        for i in 0..n {
+            match self.call_on((cpu + i) % n, function, args) {
+                Err(Error::Busy) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Busy)
+    }
+
+    /// Describes the module and its instances' counters.
+    pub fn info(&self) -> ModuleInfo {
+        ModuleInfo {
+            name: self.name.clone(),
+            wasm_size: self.wasm_size,
+            entrypoint: self.entrypoint.clone(),
+            limits: self.limits,
+            exports: self.exports.clone(),
+            imports: self.imports.clone(),
+            instances: self
+                .slots
+                .iter()
+                .enumerate()
+                .map(|(cpu, s)| InstanceInfo {
+                    cpu: cpu as u32,
+                    calls: s.calls.load(Relaxed),
+                    traps: s.traps.load(Relaxed),
+                    fuel_used: s.fuel_used.load(Relaxed),
+                    memory: s.memory.load(Relaxed),
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Engine behaviour under a user-space host that records what guests log.
+
+use std::cell::{Cell, RefCell};
+use wasm_engine::{Error, Host, LoadSpec, Limits, Registry, Value};
+
+thread_local! {
+    static LOG: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    static SLICES_LEFT: Cell<u64> = const { Cell::new(u64::MAX) };
+}
+
+struct TestHost;
+
+impl Host for TestHost {
+    fn log(line: &[u8]) {
+        LOG.with(|l| l.borrow_mut().push(String::from_utf8_lossy(line).into_owned()));
+    }
+    fn cpu_count() -> usize {
+        2
+    }
+    fn between_slices() -> bool {
+        SLICES_LEFT.with(|s| {
+            let left = s.get();
+            s.set(left.saturating_sub(1));
+            left > 0
+        })
+    }
+    fn now_ns() -> u64 {
+        42
+    }
+}
+
+fn logs() -> Vec<String> {
+    LOG.with(|l| l.take())
+}
+
+fn spec<'a>(name: &'a str, wasm: &'a [u8]) -> LoadSpec<'a> {
+    LoadSpec { name, wasm, entrypoint: None, limits: Limits::default() }
+}
+
+const HELLO: &str = r#"(module
+  (import "env" "_debug" (func $debug (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "Hello, world!\n")
+  (func (export "main") (param i32 i32) (result i32)
+    (drop (call $debug (i32.const 16) (i32.const 14)))
+    (i32.const 0)))"#;
+
+const MATHS: &str = r#"(module
+  (import "env" "cpu_id" (func $cpu (result i32)))
+  (global $count (mut i32) (i32.const 0))
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+  (func (export "mul64") (param i64 i64) (result i64) (i64.mul (local.get 0) (local.get 1)))
+  (func (export "hyp") (param f64 f64) (result f64)
+    (f64.sqrt (f64.add (f64.mul (local.get 0) (local.get 0)) (f64.mul (local.get 1) (local.get 1)))))
+  (func (export "half") (param f32) (result f32) (f32.div (local.get 0) (f32.const 2)))
+  (func (export "count") (result i32)
+    (global.set $count (i32.add (global.get $count) (i32.const 1))) (global.get $count))
+  (func (export "cpu") (result i32) (call $cpu))
+  (func (export "spin") (loop $l (br $l)))
+  (func (export "boom") (result i32) unreachable)
+  (func (export "div") (param i32 i32) (result i32) (i32.div_s (local.get 0) (local.get 1)))
+  (func $deep (export "deep") (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 0))
+      (else (i32.add (i32.const 1) (call $deep (i32.sub (local.get 0) (i32.const 1))))))))"#;
+
+fn wasm(text: &str) -> Vec<u8> {
+    wat::parse_str(text).unwrap()
+}
+
+#[test]
+fn hello_world_logs_once_per_instance_and_returns_main_result() {
+    let mut reg = Registry::<TestHost>::new();
+    let bin = wasm(HELLO);
+    let m = reg.load(&spec("hello", &bin)).unwrap();
+    assert_eq!(m.instances(), 2);
+    assert_eq!(m.entry_result(), Some(0));
+    assert_eq!(logs(), vec!["Hello, world!", "Hello, world!"]);
+    let info = &reg.list()[0];
+    assert_eq!(info.name, "hello");
+    assert_eq!(info.imports[0].name, "env._debug");
+    assert_eq!(info.instances.len(), 2);
+    assert!(info.instances.iter().all(|i| i.calls == 1 && i.traps == 0 && i.memory == 65536));
+}
+
+#[test]
+fn typed_calls_return_exact_results() {
+    let mut reg = Registry::<TestHost>::new();
+    let bin = wasm(MATHS);
+    let m = reg.load(&spec("maths", &bin)).unwrap();
+    let call = |f: &str, args: &[Value]| m.call(0, f, args).map(|o| o.results);
+    assert_eq!(call("add", &[Value::I32(2), Value::I32(40)]), Ok(vec![Value::I32(42)]));
+    assert_eq!(
+        call("mul64", &[Value::I64(1 << 40), Value::I64(3)]),
+        Ok(vec![Value::I64(3 << 40)])
+    );
+    assert_eq!(
+        call("hyp", &[Value::F64(3f64.to_bits()), Value::F64(4f64.to_bits())]),
+        Ok(vec![Value::F64(5f64.to_bits())])
+    );
+    assert_eq!(call("half", &[Value::F32(1f32.to_bits())]), Ok(vec![Value::F32(0.5f32.to_bits())]));
+    assert_eq!(m.call(1, "cpu", &[]).unwrap().results, vec![Value::I32(1)]);
+}
+
+#[test]
+fn each_cpu_has_its_own_instance_state() {
+    let mut reg = Registry::<TestHost>::new();
+    let bin = wasm(MATHS);
+    let m = reg.load(&spec("state", &bin)).unwrap();
+    assert_eq!(m.call_on(0, "count", &[]).unwrap().results, vec![Value::I32(1)]);
+    assert_eq!(m.call_on(0, "count", &[]).unwrap().results, vec![Value::I32(2)]);
+    assert_eq!(m.call_on(1, "count", &[]).unwrap().results, vec![Value::I32(1)]);
+    let info = m.info();
+    assert_eq!((info.instances[0].calls, info.instances[1].calls), (2, 1));
+}
+
+#[test]
+fn wrong_arguments_and_unknown_functions_are_refused() {
+    let mut reg = Registry::<TestHost>::new();
+    let bin = wasm(MATHS);
+    let m = reg.load(&spec("args", &bin)).unwrap();
+    let e = m.call(0, "add", &[Value::I32(1)]).unwrap_err();
+    assert_eq!(e.errno(), 22);
+    assert!(e.to_string().contains("add takes (i32, i32)"), "{e}");
+    assert_eq!(m.call(0, "nope", &[]), Err(Error::NoFunction("nope".into())));
+}
+
+#[test]
+fn endless_guest_runs_out_of_fuel_and_instance_stays_usable() {
+    let mut reg = Registry::<TestHost>::new();
+    let bin = wasm(MATHS);
+    let limits = Limits { fuel: 5_000_000, memory: 0 };
+    let m = reg.load(&LoadSpec { limits, ..spec("spin", &bin) }).unwrap();
+    assert_eq!(m.call(0, "spin", &[]), Err(Error::OutOfFuel(5_000_000)));
+    let info = m.info();
+    assert_eq!(info.instances[0].traps, 1);
+    assert_eq!(info.instances[0].fuel_used, 5_000_000);
+    assert_eq!(m.call(0, "add", &[Value::I32(1), Value::I32(1)]).unwrap().results, vec![Value::I32(2)]);
+}
+
+#[test]
+fn host_can_interrupt_between_slices() {
+    let mut reg = Registry::<TestHost>::new();
+    let bin = wasm(MATHS);
+    let m = reg.load(&spec("intr", &bin)).unwrap();
+    SLICES_LEFT.with(|s| s.set(3));
+    assert_eq!(m.call(0, "spin", &[]), Err(Error::Interrupted));
+    SLICES_LEFT.with(|s| s.set(u64::MAX));
+}
+
+#[test]
+fn traps_are_reported_with_their_cause() {
+    let mut reg = Registry::<TestHost>::new();
+    let bin = wasm(MATHS);
+    let m = reg.load(&spec("traps", &bin)).unwrap();
+    let e = m.call(0, "boom", &[]).unwrap_err();
+    assert!(matches!(e, Error::Trap(_)) && e.errno() == 14, "{e}");
+    let e = m.call(0, "div", &[Value::I32(1), Value::I32(0)]).unwrap_err();
+    assert!(e.to_string().contains("divide by zero") || e.to_string().contains("division"), "{e}");
+    let e = m.call(0, "deep", &[Value::I32(1_000_000)]).unwrap_err();
+    assert!(matches!(e, Error::Trap(_)), "{e}");
+    assert_eq!(m.call(0, "deep", &[Value::I32(5000)]).unwrap().results, vec![Value::I32(5000)]);
+}
+
+#[test]
+fn bad_modules_are_refused_and_registry_is_unchanged() {
+    let mut reg = Registry::<TestHost>::new();
+    assert_eq!(reg.load(&spec("bad", b"\0asm\x01\0\0\0garbage")).unwrap_err().errno(), 8);
+    assert_eq!(reg.load(&spec("bad", b"not wasm at all")).unwrap_err().errno(), 8);
+    let imports = wasm(r#"(module (import "env" "open" (func)))"#);
+    let e = reg.load(&spec("bad", &imports)).unwrap_err();
+    assert!(e.to_string().contains("env.open"), "{e}");
+    assert_eq!(e.errno(), 67);
+    let e = reg.load(&spec("bad name!", &wasm(MATHS))).unwrap_err();
+    assert_eq!(e.errno(), 22);
+    assert!(reg.is_empty());
+}
+
+#[test]
+fn duplicate_names_are_refused() {
+    let mut reg = Registry::<TestHost>::new();
+    let bin = wasm(MATHS);
+    reg.load(&spec("dup", &bin)).unwrap();
+    assert_eq!(reg.load(&spec("dup", &bin)).unwrap_err(), Error::Exists("dup".into()));
+    assert_eq!(reg.len(), 1);
+    reg.remove("dup").unwrap();
+    assert_eq!(reg.remove("dup").unwrap_err().errno(), 2);
+}
+
+#[test]
+fn memory_cap_is_enforced() {
+    let mut reg = Registry::<TestHost>::new();
+    let big = wasm(r#"(module (memory (export "memory") 4)
+        (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))"#);
+    let limits = Limits { fuel: 0, memory: 2 * 65536 };
+    let e = reg.load(&LoadSpec { limits, ..spec("big", &big) }).unwrap_err();
+    assert_eq!(e.errno(), 12, "{e}");
+    let limits = Limits { fuel: 0, memory: 5 * 65536 };
+    let m = reg.load(&LoadSpec { limits, ..spec("big", &big) }).unwrap();
+    assert_eq!(m.call(0, "grow", &[Value::I32(1)]).unwrap().results, vec![Value::I32(4)]);
+    assert_eq!(m.call(0, "grow", &[Value::I32(1)]).unwrap().results, vec![Value::I32(-1)]);
+    assert_eq!(m.info().instances[0].memory, 5 * 65536);
+}
+
+#[test]
+fn entrypoint_choice_is_honoured() {
+    let mut reg = Registry::<TestHost>::new();
+    let bin = wasm(MATHS);
+    let e = reg
+        .load(&LoadSpec { entrypoint: Some("missing"), ..spec("ep", &bin) })
+        .unwrap_err();
+    assert_eq!(e.errno(), 2);
+    let e = reg.load(&LoadSpec { entrypoint: Some("mul64"), ..spec("ep", &bin) }).unwrap_err();
+    assert!(e.to_string().contains("entrypoint mul64"), "{e}");
+    let m = reg.load(&LoadSpec { entrypoint: Some("count"), ..spec("ep", &bin) }).unwrap();
+    assert_eq!(m.entry_result(), Some(1));
+    let hello = wasm(HELLO);
+    logs();
+    reg.load(&LoadSpec { entrypoint: Some(""), ..spec("quiet", &hello) }).unwrap();
+    assert!(logs().is_empty());
+}
+
+#[test]
+fn debug_out_of_bounds_traps() {
+    let mut reg = Registry::<TestHost>::new();
+    let bin = wasm(r#"(module
+      (import "env" "_debug" (func $debug (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "main") (result i32) (call $debug (i32.const 65530) (i32.const 100))))"#);
+    let e = reg.load(&spec("oob", &bin)).unwrap_err();
+    assert_eq!(e.errno(), 14, "{e}");
+}

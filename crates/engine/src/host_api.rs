@@ -29,12 +29,20 @@ const MAX_DEBUG_LEN: usize = 4096;
 /// Defines the host API in `linker`.
 pub(crate) fn define<H: Host>(linker: &mut Linker<InstanceData>) -> Result<(), wasmi::Error> {
     linker.func_wrap("env", "_debug", debug::<H>)?;
-    linker.func_wrap("env", "now_ns", |_: Caller<'_, InstanceData>| H::now_ns() as i64)?;
-    linker.func_wrap("env", "cpu_id", |caller: Caller<'_, InstanceData>| caller.data().cpu as i32)?;
+    linker.func_wrap("env", "now_ns", |_: Caller<'_, InstanceData>| {
+        H::now_ns() as i64
+    })?;
+    linker.func_wrap("env", "cpu_id", |caller: Caller<'_, InstanceData>| {
+        caller.data().cpu as i32
+    })?;
     Ok(())
 }
 
-fn debug<H: Host>(caller: Caller<'_, InstanceData>, ptr: i32, len: i32) -> Result<i32, wasmi::Error> {
+fn debug<H: Host>(
+    caller: Caller<'_, InstanceData>,
+    ptr: i32,
+    len: i32,
+) -> Result<i32, wasmi::Error> {
     let oob = || wasmi::Error::from(wasmi::TrapCode::MemoryOutOfBounds);
     let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
         return Err(wasmi::Error::new("_debug needs an exported memory"));

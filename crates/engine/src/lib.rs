@@ -21,6 +21,8 @@ mod module;
 mod registry;
 mod slot;
 
+pub use slot::{TryGuard, TryLock};
+
 pub use error::Error;
 pub use module::{LoadSpec, LoadedModule};
 pub use registry::Registry;

@@ -2,7 +2,9 @@
 
 use crate::host_api::{self, InstanceData};
 use crate::slot::TryLock;
-use crate::{Error, Host, DEFAULT_FUEL, DEFAULT_MEMORY, FUEL_SLICE, MAX_RECURSION_DEPTH, MAX_TABLE_ELEMENTS};
+use crate::{
+    Error, Host, DEFAULT_FUEL, DEFAULT_MEMORY, FUEL_SLICE, MAX_RECURSION_DEPTH, MAX_TABLE_ELEMENTS,
+};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -10,7 +12,9 @@ use alloc::vec::Vec;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use wasm_proto::{FuncSig, InstanceInfo, Limits, ModuleInfo, ValType, Value};
-use wasmi::{Engine, ExternType, Func, Linker, Module, ResumableCall, Store, StoreLimitsBuilder, Val};
+use wasmi::{
+    Engine, ExternType, Func, Linker, Module, ResumableCall, Store, StoreLimitsBuilder, Val,
+};
 
 /// Fuel allowed to a module's start function, which runs in one piece during instantiation.
 const START_FUEL: u64 = 10 * FUEL_SLICE;
@@ -59,6 +63,7 @@ pub struct LoadedModule<H: Host> {
     name: String,
     wasm_size: u64,
     entrypoint: String,
+    entry_args: Vec<Value>,
     limits: Limits,
     exports: Vec<FuncSig>,
     imports: Vec<FuncSig>,
@@ -71,11 +76,15 @@ pub struct LoadedModule<H: Host> {
 pub(crate) fn check_name(name: &str) -> Result<(), Error> {
     let ok = !name.is_empty()
         && name.len() <= wasm_proto::MAX_NAME_LEN
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(Error::BadName(name.chars().take(wasm_proto::MAX_NAME_LEN).collect()))
+        Err(Error::BadName(
+            name.chars().take(wasm_proto::MAX_NAME_LEN).collect(),
+        ))
     }
 }
 
@@ -157,18 +166,24 @@ fn instantiate(
         .memories(1)
         .tables(4)
         .build();
-    let mut store = Store::new(engine, InstanceData { limits: store_limits, cpu });
+    let mut store = Store::new(
+        engine,
+        InstanceData {
+            limits: store_limits,
+            cpu,
+        },
+    );
     store.limiter(|data| &mut data.limits);
     store
         .set_fuel(START_FUEL.min(limits.fuel))
         .map_err(|e| Error::Trap(e.to_string()))?;
-    let instance = linker.instantiate_and_start(&mut store, module).map_err(|e| {
-        match e.kind() {
+    let instance = linker
+        .instantiate_and_start(&mut store, module)
+        .map_err(|e| match e.kind() {
             wasmi::errors::ErrorKind::Linker(l) => Error::Link(l.to_string()),
             wasmi::errors::ErrorKind::Instantiation(i) => Error::Memory(i.to_string()),
             _ => run_error(&e, START_FUEL.min(limits.fuel)),
-        }
-    })?;
+        })?;
     Ok(Instance { store, instance })
 }
 
@@ -181,7 +196,13 @@ impl Instance {
 
     /// Runs `func` to completion in fuel slices. Returns the fuel used alongside the result.
     #[inline(never)]
-    fn run<H: Host>(&mut self, func: Func, args: &[Val], out: &mut [Val], budget: u64) -> (u64, Result<(), Error>) {
+    fn run<H: Host>(
+        &mut self,
+        func: Func,
+        args: &[Val],
+        out: &mut [Val],
+        budget: u64,
+    ) -> (u64, Result<(), Error>) {
         let store = &mut self.store;
         let first = budget.min(FUEL_SLICE);
         let mut given = first;
@@ -192,7 +213,9 @@ impl Instance {
         let result = loop {
             match call {
                 Ok(ResumableCall::Finished) => break Ok(()),
-                Ok(ResumableCall::HostTrap(trap)) => break Err(Error::Trap(trap.host_error().to_string())),
+                Ok(ResumableCall::HostTrap(trap)) => {
+                    break Err(Error::Trap(trap.host_error().to_string()))
+                }
                 Ok(ResumableCall::OutOfFuel(resume)) => {
                     let remaining = budget - given;
                     let next = remaining.min(FUEL_SLICE).max(resume.required_fuel());
@@ -221,7 +244,13 @@ impl Instance {
 }
 
 impl Slot {
-    fn call<H: Host>(&self, inst: &mut Instance, function: &str, args: &[Value], budget: u64) -> Result<(Vec<Value>, u64), Error> {
+    fn call<H: Host>(
+        &self,
+        inst: &mut Instance,
+        function: &str,
+        args: &[Value],
+        budget: u64,
+    ) -> Result<(Vec<Value>, u64), Error> {
         let func = inst
             .instance
             .get_func(&inst.store, function)
@@ -265,20 +294,31 @@ impl<H: Host> core::fmt::Debug for LoadedModule<H> {
 }
 
 impl<H: Host> LoadedModule<H> {
-    /// Compiles `spec.wasm`, creates one instance per CPU and runs the entrypoint on each.
+    /// Compiles `spec.wasm` and creates one instance per CPU; [`Self::run_entrypoint`] then
+    /// initialises them.
     ///
     /// # Errors
     ///
-    /// A bad name, an invalid binary, an import the host lacks, a limit, or a failing
-    /// entrypoint. Nothing is kept on error.
+    /// A bad name, an invalid binary, an import the host lacks, a bad entrypoint signature or
+    /// a limit. Nothing is kept on error.
     pub fn load(spec: &LoadSpec<'_>) -> Result<Self, Error> {
         check_name(spec.name)?;
         let limits = Limits {
-            fuel: if spec.limits.fuel == 0 { DEFAULT_FUEL } else { spec.limits.fuel },
-            memory: if spec.limits.memory == 0 { DEFAULT_MEMORY } else { spec.limits.memory },
+            fuel: if spec.limits.fuel == 0 {
+                DEFAULT_FUEL
+            } else {
+                spec.limits.fuel
+            },
+            memory: if spec.limits.memory == 0 {
+                DEFAULT_MEMORY
+            } else {
+                spec.limits.memory
+            },
         };
         let mut config = wasmi::Config::default();
-        config.consume_fuel(true).set_max_recursion_depth(MAX_RECURSION_DEPTH);
+        config
+            .consume_fuel(true)
+            .set_max_recursion_depth(MAX_RECURSION_DEPTH);
         let engine = Engine::new(&config);
         let module = compile(&engine, spec.wasm)?;
 
@@ -286,11 +326,15 @@ impl<H: Host> LoadedModule<H> {
         for import in module.imports() {
             let (m, n) = (import.module(), import.name());
             let ExternType::Func(ty) = import.ty() else {
-                return Err(Error::Link(format!("{m}.{n}: only function imports are provided")));
+                return Err(Error::Link(format!(
+                    "{m}.{n}: only function imports are provided"
+                )));
             };
             if !host_api::PROVIDED.contains(&(m, n)) {
-                let provided: Vec<String> =
-                    host_api::PROVIDED.iter().map(|(m, n)| format!("{m}.{n}")).collect();
+                let provided: Vec<String> = host_api::PROVIDED
+                    .iter()
+                    .map(|(m, n)| format!("{m}.{n}"))
+                    .collect();
                 return Err(Error::Link(format!(
                     "the module imports {m}.{n}, which is not provided (provided: {})",
                     provided.join(", ")
@@ -336,7 +380,9 @@ impl<H: Host> LoadedModule<H> {
         host_api::define::<H>(&mut linker).map_err(|e| Error::Link(e.to_string()))?;
         let cpus = H::cpu_count().max(1);
         let mut slots = Vec::new();
-        slots.try_reserve_exact(cpus).map_err(|_| Error::Memory("out of memory".to_string()))?;
+        slots
+            .try_reserve_exact(cpus)
+            .map_err(|_| Error::Memory("out of memory".to_string()))?;
         for cpu in 0..cpus as u32 {
             let inst = instantiate(&engine, &linker, &module, cpu, &limits)?;
             slots.push(Slot {
@@ -347,29 +393,40 @@ impl<H: Host> LoadedModule<H> {
                 fuel_used: AtomicU64::new(0),
             });
         }
-        let mut loaded = LoadedModule {
+        Ok(LoadedModule {
             name: spec.name.to_string(),
             wasm_size: spec.wasm.len() as u64,
             entrypoint,
+            entry_args,
             limits,
             exports,
             imports,
             slots: slots.into_boxed_slice(),
             entry_result: None,
             _host: PhantomData,
-        };
-        if !loaded.entrypoint.is_empty() {
-            for cpu in 0..cpus {
-                let out = loaded.call_on(cpu, &loaded.entrypoint, &entry_args)?;
-                if cpu == 0 {
-                    loaded.entry_result = match out.results[..] {
-                        [Value::I32(v)] => Some(v),
-                        _ => None,
-                    };
-                }
+        })
+    }
+
+    /// Runs the entrypoint on every instance, in CPU order, and returns its `i32` result on
+    /// the first. Done once, before the module is shared (hence `&mut`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::call`]: a failing entrypoint fails the load.
+    pub fn run_entrypoint(&mut self) -> Result<Option<i32>, Error> {
+        if self.entrypoint.is_empty() {
+            return Ok(None);
+        }
+        for cpu in 0..self.slots.len() {
+            let out = self.call_on(cpu, &self.entrypoint, &self.entry_args)?;
+            if cpu == 0 {
+                self.entry_result = match out.results[..] {
+                    [Value::I32(v)] => Some(v),
+                    _ => None,
+                };
             }
         }
-        Ok(loaded)
+        Ok(self.entry_result)
     }
 
     /// The module's registry name.
@@ -402,11 +459,20 @@ impl<H: Host> LoadedModule<H> {
     /// # Errors
     ///
     /// [`Error::Busy`] if that instance is running another call, otherwise as [`Self::call`].
-    pub fn call_on(&self, cpu: usize, function: &str, args: &[Value]) -> Result<CallOutcome, Error> {
+    pub fn call_on(
+        &self,
+        cpu: usize,
+        function: &str,
+        args: &[Value],
+    ) -> Result<CallOutcome, Error> {
         let slot = self.slots.get(cpu).ok_or(Error::Busy)?;
         let mut inst = slot.state.try_lock().ok_or(Error::Busy)?;
         let (results, fuel_used) = slot.call::<H>(&mut inst, function, args, self.limits.fuel)?;
-        Ok(CallOutcome { results, fuel_used, cpu: cpu as u32 })
+        Ok(CallOutcome {
+            results,
+            fuel_used,
+            cpu: cpu as u32,
+        })
     }
 
     /// Calls `function`, preferring the instance of `cpu` and taking the next free one if it is

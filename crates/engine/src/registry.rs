@@ -17,14 +17,16 @@ pub struct Registry<H: Host> {
 
 impl<H: Host> Default for Registry<H> {
     fn default() -> Self {
-        Registry { modules: BTreeMap::new() }
+        Self::new()
     }
 }
 
 impl<H: Host> Registry<H> {
     /// An empty registry.
-    pub fn new() -> Self {
-        Self::default()
+    pub const fn new() -> Self {
+        Registry {
+            modules: BTreeMap::new(),
+        }
     }
 
     /// Fails early if `name` is malformed or taken, before the costly compilation.
@@ -40,7 +42,7 @@ impl<H: Host> Registry<H> {
         Ok(())
     }
 
-    /// Adds a module compiled with [`LoadedModule::load`].
+    /// Adds a module made by [`LoadedModule::load`] and [`LoadedModule::run_entrypoint`].
     ///
     /// # Errors
     ///
@@ -48,7 +50,8 @@ impl<H: Host> Registry<H> {
     pub fn insert(&mut self, module: LoadedModule<H>) -> Result<Arc<LoadedModule<H>>, Error> {
         self.check_free(module.name())?;
         let module = Arc::new(module);
-        self.modules.insert(module.name().to_string(), module.clone());
+        self.modules
+            .insert(module.name().to_string(), module.clone());
         Ok(module)
     }
 
@@ -59,7 +62,9 @@ impl<H: Host> Registry<H> {
     /// As [`Self::check_free`] and [`LoadedModule::load`].
     pub fn load(&mut self, spec: &LoadSpec<'_>) -> Result<Arc<LoadedModule<H>>, Error> {
         self.check_free(spec.name)?;
-        self.insert(LoadedModule::load(spec)?)
+        let mut module = LoadedModule::load(spec)?;
+        module.run_entrypoint()?;
+        self.insert(module)
     }
 
     /// Removes a module. It is freed when the last running call on it returns.
@@ -68,7 +73,9 @@ impl<H: Host> Registry<H> {
     ///
     /// [`Error::NoModule`].
     pub fn remove(&mut self, name: &str) -> Result<Arc<LoadedModule<H>>, Error> {
-        self.modules.remove(name).ok_or_else(|| Error::NoModule(name.to_string()))
+        self.modules
+            .remove(name)
+            .ok_or_else(|| Error::NoModule(name.to_string()))
     }
 
     /// Looks a module up.
@@ -77,7 +84,10 @@ impl<H: Host> Registry<H> {
     ///
     /// [`Error::NoModule`].
     pub fn get(&self, name: &str) -> Result<Arc<LoadedModule<H>>, Error> {
-        self.modules.get(name).cloned().ok_or_else(|| Error::NoModule(name.to_string()))
+        self.modules
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::NoModule(name.to_string()))
     }
 
     /// Number of modules.

@@ -23,7 +23,10 @@ unsafe impl<T: Send> Sync for TryLock<T> {}
 impl<T> TryLock<T> {
     /// Wraps `value`.
     pub fn new(value: T) -> Self {
-        TryLock { busy: AtomicBool::new(false), value: UnsafeCell::new(value) }
+        TryLock {
+            busy: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
     }
 
     /// Takes the lock if it is free.

@@ -1,7 +1,7 @@
 //! Engine behaviour under a user-space host that records what guests log.
 
 use std::cell::{Cell, RefCell};
-use wasm_engine::{Error, Host, LoadSpec, Limits, Registry, Value};
+use wasm_engine::{Error, Host, Limits, LoadSpec, Registry, Value};
 
 thread_local! {
     static LOG: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
@@ -12,7 +12,10 @@ struct TestHost;
 
 impl Host for TestHost {
     fn log(line: &[u8]) {
-        LOG.with(|l| l.borrow_mut().push(String::from_utf8_lossy(line).into_owned()));
+        LOG.with(|l| {
+            l.borrow_mut()
+                .push(String::from_utf8_lossy(line).into_owned())
+        });
     }
     fn cpu_count() -> usize {
         2
@@ -34,7 +37,12 @@ fn logs() -> Vec<String> {
 }
 
 fn spec<'a>(name: &'a str, wasm: &'a [u8]) -> LoadSpec<'a> {
-    LoadSpec { name, wasm, entrypoint: None, limits: Limits::default() }
+    LoadSpec {
+        name,
+        wasm,
+        entrypoint: None,
+        limits: Limits::default(),
+    }
 }
 
 const HELLO: &str = r#"(module
@@ -79,7 +87,10 @@ fn hello_world_logs_once_per_instance_and_returns_main_result() {
     assert_eq!(info.name, "hello");
     assert_eq!(info.imports[0].name, "env._debug");
     assert_eq!(info.instances.len(), 2);
-    assert!(info.instances.iter().all(|i| i.calls == 1 && i.traps == 0 && i.memory == 65536));
+    assert!(info
+        .instances
+        .iter()
+        .all(|i| i.calls == 1 && i.traps == 0 && i.memory == 65536));
 }
 
 #[test]
@@ -88,16 +99,25 @@ fn typed_calls_return_exact_results() {
     let bin = wasm(MATHS);
     let m = reg.load(&spec("maths", &bin)).unwrap();
     let call = |f: &str, args: &[Value]| m.call(0, f, args).map(|o| o.results);
-    assert_eq!(call("add", &[Value::I32(2), Value::I32(40)]), Ok(vec![Value::I32(42)]));
+    assert_eq!(
+        call("add", &[Value::I32(2), Value::I32(40)]),
+        Ok(vec![Value::I32(42)])
+    );
     assert_eq!(
         call("mul64", &[Value::I64(1 << 40), Value::I64(3)]),
         Ok(vec![Value::I64(3 << 40)])
     );
     assert_eq!(
-        call("hyp", &[Value::F64(3f64.to_bits()), Value::F64(4f64.to_bits())]),
+        call(
+            "hyp",
+            &[Value::F64(3f64.to_bits()), Value::F64(4f64.to_bits())]
+        ),
         Ok(vec![Value::F64(5f64.to_bits())])
     );
-    assert_eq!(call("half", &[Value::F32(1f32.to_bits())]), Ok(vec![Value::F32(0.5f32.to_bits())]));
+    assert_eq!(
+        call("half", &[Value::F32(1f32.to_bits())]),
+        Ok(vec![Value::F32(0.5f32.to_bits())])
+    );
     assert_eq!(m.call(1, "cpu", &[]).unwrap().results, vec![Value::I32(1)]);
 }
 
@@ -106,9 +126,18 @@ fn each_cpu_has_its_own_instance_state() {
     let mut reg = Registry::<TestHost>::new();
     let bin = wasm(MATHS);
     let m = reg.load(&spec("state", &bin)).unwrap();
-    assert_eq!(m.call_on(0, "count", &[]).unwrap().results, vec![Value::I32(1)]);
-    assert_eq!(m.call_on(0, "count", &[]).unwrap().results, vec![Value::I32(2)]);
-    assert_eq!(m.call_on(1, "count", &[]).unwrap().results, vec![Value::I32(1)]);
+    assert_eq!(
+        m.call_on(0, "count", &[]).unwrap().results,
+        vec![Value::I32(1)]
+    );
+    assert_eq!(
+        m.call_on(0, "count", &[]).unwrap().results,
+        vec![Value::I32(2)]
+    );
+    assert_eq!(
+        m.call_on(1, "count", &[]).unwrap().results,
+        vec![Value::I32(1)]
+    );
     let info = m.info();
     assert_eq!((info.instances[0].calls, info.instances[1].calls), (2, 1));
 }
@@ -121,20 +150,36 @@ fn wrong_arguments_and_unknown_functions_are_refused() {
     let e = m.call(0, "add", &[Value::I32(1)]).unwrap_err();
     assert_eq!(e.errno(), 22);
     assert!(e.to_string().contains("add takes (i32, i32)"), "{e}");
-    assert_eq!(m.call(0, "nope", &[]), Err(Error::NoFunction("nope".into())));
+    assert_eq!(
+        m.call(0, "nope", &[]),
+        Err(Error::NoFunction("nope".into()))
+    );
 }
 
 #[test]
 fn endless_guest_runs_out_of_fuel_and_instance_stays_usable() {
     let mut reg = Registry::<TestHost>::new();
     let bin = wasm(MATHS);
-    let limits = Limits { fuel: 5_000_000, memory: 0 };
-    let m = reg.load(&LoadSpec { limits, ..spec("spin", &bin) }).unwrap();
+    let limits = Limits {
+        fuel: 5_000_000,
+        memory: 0,
+    };
+    let m = reg
+        .load(&LoadSpec {
+            limits,
+            ..spec("spin", &bin)
+        })
+        .unwrap();
     assert_eq!(m.call(0, "spin", &[]), Err(Error::OutOfFuel(5_000_000)));
     let info = m.info();
     assert_eq!(info.instances[0].traps, 1);
     assert_eq!(info.instances[0].fuel_used, 5_000_000);
-    assert_eq!(m.call(0, "add", &[Value::I32(1), Value::I32(1)]).unwrap().results, vec![Value::I32(2)]);
+    assert_eq!(
+        m.call(0, "add", &[Value::I32(1), Value::I32(1)])
+            .unwrap()
+            .results,
+        vec![Value::I32(2)]
+    );
 }
 
 #[test]
@@ -154,18 +199,36 @@ fn traps_are_reported_with_their_cause() {
     let m = reg.load(&spec("traps", &bin)).unwrap();
     let e = m.call(0, "boom", &[]).unwrap_err();
     assert!(matches!(e, Error::Trap(_)) && e.errno() == 14, "{e}");
-    let e = m.call(0, "div", &[Value::I32(1), Value::I32(0)]).unwrap_err();
-    assert!(e.to_string().contains("divide by zero") || e.to_string().contains("division"), "{e}");
+    let e = m
+        .call(0, "div", &[Value::I32(1), Value::I32(0)])
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("divide by zero") || e.to_string().contains("division"),
+        "{e}"
+    );
     let e = m.call(0, "deep", &[Value::I32(1_000_000)]).unwrap_err();
     assert!(matches!(e, Error::Trap(_)), "{e}");
-    assert_eq!(m.call(0, "deep", &[Value::I32(5000)]).unwrap().results, vec![Value::I32(5000)]);
+    assert_eq!(
+        m.call(0, "deep", &[Value::I32(5000)]).unwrap().results,
+        vec![Value::I32(5000)]
+    );
 }
 
 #[test]
 fn bad_modules_are_refused_and_registry_is_unchanged() {
     let mut reg = Registry::<TestHost>::new();
-    assert_eq!(reg.load(&spec("bad", b"\0asm\x01\0\0\0garbage")).unwrap_err().errno(), 8);
-    assert_eq!(reg.load(&spec("bad", b"not wasm at all")).unwrap_err().errno(), 8);
+    assert_eq!(
+        reg.load(&spec("bad", b"\0asm\x01\0\0\0garbage"))
+            .unwrap_err()
+            .errno(),
+        8
+    );
+    assert_eq!(
+        reg.load(&spec("bad", b"not wasm at all"))
+            .unwrap_err()
+            .errno(),
+        8
+    );
     let imports = wasm(r#"(module (import "env" "open" (func)))"#);
     let e = reg.load(&spec("bad", &imports)).unwrap_err();
     assert!(e.to_string().contains("env.open"), "{e}");
@@ -180,7 +243,10 @@ fn duplicate_names_are_refused() {
     let mut reg = Registry::<TestHost>::new();
     let bin = wasm(MATHS);
     reg.load(&spec("dup", &bin)).unwrap();
-    assert_eq!(reg.load(&spec("dup", &bin)).unwrap_err(), Error::Exists("dup".into()));
+    assert_eq!(
+        reg.load(&spec("dup", &bin)).unwrap_err(),
+        Error::Exists("dup".into())
+    );
     assert_eq!(reg.len(), 1);
     reg.remove("dup").unwrap();
     assert_eq!(reg.remove("dup").unwrap_err().errno(), 2);
@@ -189,15 +255,39 @@ fn duplicate_names_are_refused() {
 #[test]
 fn memory_cap_is_enforced() {
     let mut reg = Registry::<TestHost>::new();
-    let big = wasm(r#"(module (memory (export "memory") 4)
-        (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))"#);
-    let limits = Limits { fuel: 0, memory: 2 * 65536 };
-    let e = reg.load(&LoadSpec { limits, ..spec("big", &big) }).unwrap_err();
+    let big = wasm(
+        r#"(module (memory (export "memory") 4)
+        (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))"#,
+    );
+    let limits = Limits {
+        fuel: 0,
+        memory: 2 * 65536,
+    };
+    let e = reg
+        .load(&LoadSpec {
+            limits,
+            ..spec("big", &big)
+        })
+        .unwrap_err();
     assert_eq!(e.errno(), 12, "{e}");
-    let limits = Limits { fuel: 0, memory: 5 * 65536 };
-    let m = reg.load(&LoadSpec { limits, ..spec("big", &big) }).unwrap();
-    assert_eq!(m.call(0, "grow", &[Value::I32(1)]).unwrap().results, vec![Value::I32(4)]);
-    assert_eq!(m.call(0, "grow", &[Value::I32(1)]).unwrap().results, vec![Value::I32(-1)]);
+    let limits = Limits {
+        fuel: 0,
+        memory: 5 * 65536,
+    };
+    let m = reg
+        .load(&LoadSpec {
+            limits,
+            ..spec("big", &big)
+        })
+        .unwrap();
+    assert_eq!(
+        m.call(0, "grow", &[Value::I32(1)]).unwrap().results,
+        vec![Value::I32(4)]
+    );
+    assert_eq!(
+        m.call(0, "grow", &[Value::I32(1)]).unwrap().results,
+        vec![Value::I32(-1)]
+    );
     assert_eq!(m.info().instances[0].memory, 5 * 65536);
 }
 
@@ -206,26 +296,45 @@ fn entrypoint_choice_is_honoured() {
     let mut reg = Registry::<TestHost>::new();
     let bin = wasm(MATHS);
     let e = reg
-        .load(&LoadSpec { entrypoint: Some("missing"), ..spec("ep", &bin) })
+        .load(&LoadSpec {
+            entrypoint: Some("missing"),
+            ..spec("ep", &bin)
+        })
         .unwrap_err();
     assert_eq!(e.errno(), 2);
-    let e = reg.load(&LoadSpec { entrypoint: Some("mul64"), ..spec("ep", &bin) }).unwrap_err();
+    let e = reg
+        .load(&LoadSpec {
+            entrypoint: Some("mul64"),
+            ..spec("ep", &bin)
+        })
+        .unwrap_err();
     assert!(e.to_string().contains("entrypoint mul64"), "{e}");
-    let m = reg.load(&LoadSpec { entrypoint: Some("count"), ..spec("ep", &bin) }).unwrap();
+    let m = reg
+        .load(&LoadSpec {
+            entrypoint: Some("count"),
+            ..spec("ep", &bin)
+        })
+        .unwrap();
     assert_eq!(m.entry_result(), Some(1));
     let hello = wasm(HELLO);
     logs();
-    reg.load(&LoadSpec { entrypoint: Some(""), ..spec("quiet", &hello) }).unwrap();
+    reg.load(&LoadSpec {
+        entrypoint: Some(""),
+        ..spec("quiet", &hello)
+    })
+    .unwrap();
     assert!(logs().is_empty());
 }
 
 #[test]
 fn debug_out_of_bounds_traps() {
     let mut reg = Registry::<TestHost>::new();
-    let bin = wasm(r#"(module
+    let bin = wasm(
+        r#"(module
       (import "env" "_debug" (func $debug (param i32 i32) (result i32)))
       (memory (export "memory") 1)
-      (func (export "main") (result i32) (call $debug (i32.const 65530) (i32.const 100))))"#);
+      (func (export "main") (result i32) (call $debug (i32.const 65530) (i32.const 100))))"#,
+    );
     let e = reg.load(&spec("oob", &bin)).unwrap_err();
     assert_eq!(e.errno(), 14, "{e}");
 }

@@ -127,9 +127,16 @@ impl Header {
 /// Encodes `msg` as a complete frame (header and payload).
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
     let mut out = Vec::from([0u8; HEADER_LEN]);
-    let mut out = postcard::to_extend(msg, core::mem::take(&mut out)).map_err(|_| FrameError::Payload)?;
+    let mut out =
+        postcard::to_extend(msg, core::mem::take(&mut out)).map_err(|_| FrameError::Payload)?;
     let len = u32::try_from(out.len() - HEADER_LEN).map_err(|_| FrameError::TooLarge)?;
-    out[..HEADER_LEN].copy_from_slice(&Header { version: PROTOCOL_VERSION, len }.encode());
+    out[..HEADER_LEN].copy_from_slice(
+        &Header {
+            version: PROTOCOL_VERSION,
+            len,
+        }
+        .encode(),
+    );
     Ok(out)
 }
 
@@ -415,7 +422,10 @@ mod tests {
             name: "hello",
             wasm: &wasm,
             entrypoint: Some("main"),
-            limits: Limits { fuel: 5, memory: 65536 },
+            limits: Limits {
+                fuel: 5,
+                memory: 65536,
+            },
         };
         let frame = encode(&req).unwrap();
         assert_eq!(&frame[..4], b"WASM");

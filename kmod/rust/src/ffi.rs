@@ -1,0 +1,138 @@
+//! Every call into the C shim (`wasm_main.c`), behind safe wrappers.
+//!
+//! This is the only module that declares foreign functions; the rest of the crate is safe Rust.
+
+use core::ffi::c_void;
+
+mod raw {
+    use core::ffi::c_void;
+
+    extern "C" {
+        pub fn wasm_shim_alloc(size: usize) -> *mut c_void;
+        pub fn wasm_shim_free(ptr: *mut c_void);
+        pub fn wasm_shim_log(msg: *const u8, len: usize);
+        pub fn wasm_shim_possible_cpus() -> u32;
+        pub fn wasm_shim_this_cpu() -> u32;
+        pub fn wasm_shim_between_slices() -> bool;
+        pub fn wasm_shim_now_ns() -> u64;
+        pub fn wasm_shim_registry_lock();
+        pub fn wasm_shim_registry_unlock();
+        pub fn wasm_shim_copy_from_user(to: *mut c_void, from: *const c_void, n: usize) -> usize;
+        pub fn wasm_shim_copy_to_user(to: *mut c_void, from: *const c_void, n: usize) -> usize;
+        pub fn wasm_shim_stack_paint();
+        pub fn wasm_shim_stack_peak() -> usize;
+        pub fn wasm_shim_stack_size() -> usize;
+        pub fn wasm_shim_bug() -> !;
+    }
+}
+
+/// Allocates `size` bytes with `kvmalloc(GFP_KERNEL_ACCOUNT)`; null on failure.
+/// Process context only (it may sleep).
+pub fn alloc(size: usize) -> *mut u8 {
+    // SAFETY: the shim accepts any size and returns null or a fresh allocation.
+    unsafe { raw::wasm_shim_alloc(size).cast() }
+}
+
+/// Frees memory from [`alloc`].
+///
+/// # Safety
+///
+/// `ptr` must come from [`alloc`] and not have been freed.
+pub unsafe fn free(ptr: *mut u8) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { raw::wasm_shim_free(ptr.cast()) }
+}
+
+/// Writes one line to the kernel log at `KERN_INFO`, verbatim.
+pub fn log(line: &[u8]) {
+    // SAFETY: the pointer and length describe a live slice; the shim only reads it.
+    unsafe { raw::wasm_shim_log(line.as_ptr(), line.len()) }
+}
+
+/// `nr_cpu_ids`: the number of possible CPU ids.
+pub fn possible_cpus() -> usize {
+    // SAFETY: reads a kernel variable.
+    unsafe { raw::wasm_shim_possible_cpus() as usize }
+}
+
+/// The CPU the caller runs on now (it may move right after).
+pub fn this_cpu() -> usize {
+    // SAFETY: `raw_smp_processor_id()` has no preconditions.
+    unsafe { raw::wasm_shim_this_cpu() as usize }
+}
+
+/// `cond_resched()`, then whether the current task may go on (no fatal signal pending).
+pub fn between_slices() -> bool {
+    // SAFETY: called only from process context (the `/dev/wasm` write path).
+    unsafe { raw::wasm_shim_between_slices() }
+}
+
+/// `ktime_get_ns()`.
+pub fn now_ns() -> u64 {
+    // SAFETY: no preconditions.
+    unsafe { raw::wasm_shim_now_ns() }
+}
+
+/// Holds the shim's registry mutex; released on drop.
+///
+/// # Invariants
+///
+/// While a `RegistryLock` exists, the current task holds `wasm_registry_lock`.
+pub struct RegistryLock(());
+
+impl RegistryLock {
+    /// Takes the registry mutex, sleeping if needed. Process context only.
+    pub fn lock() -> Self {
+        // SAFETY: process context; the matching unlock is in `drop`.
+        unsafe { raw::wasm_shim_registry_lock() };
+        RegistryLock(())
+    }
+}
+
+impl Drop for RegistryLock {
+    fn drop(&mut self) {
+        // SAFETY: by the invariant this task holds the mutex.
+        unsafe { raw::wasm_shim_registry_unlock() }
+    }
+}
+
+/// A user-space address handed to `read(2)` or `write(2)`; only the shim dereferences it.
+#[derive(Clone, Copy)]
+pub struct UserPtr(pub *mut c_void);
+
+/// Copies `to.len()` bytes from user space. Returns `false` if some were not accessible.
+pub fn copy_from_user(to: &mut [u8], from: UserPtr) -> bool {
+    // SAFETY: `to` is a live, writable kernel buffer of that length; `copy_from_user` checks
+    // the user range itself.
+    unsafe { raw::wasm_shim_copy_from_user(to.as_mut_ptr().cast(), from.0, to.len()) == 0 }
+}
+
+/// Copies `from` to user space. Returns `false` if some bytes could not be written.
+pub fn copy_to_user(to: UserPtr, from: &[u8]) -> bool {
+    // SAFETY: `from` is a live kernel buffer; `copy_to_user` checks the user range itself.
+    unsafe { raw::wasm_shim_copy_to_user(to.0, from.as_ptr().cast(), from.len()) == 0 }
+}
+
+/// Fills the unused part of the current task's stack with a pattern, for [`stack_peak`].
+pub fn stack_paint() {
+    // SAFETY: process context; the shim writes only below its own frame.
+    unsafe { raw::wasm_shim_stack_paint() }
+}
+
+/// Deepest stack use since the last [`stack_paint`], in bytes from the stack's top.
+pub fn stack_peak() -> usize {
+    // SAFETY: process context; reads the current task's stack.
+    unsafe { raw::wasm_shim_stack_peak() }
+}
+
+/// `THREAD_SIZE`.
+pub fn stack_size() -> usize {
+    // SAFETY: returns a constant.
+    unsafe { raw::wasm_shim_stack_size() }
+}
+
+/// `BUG()`: ends the current task with an oops. Only for a Rust panic, which cannot unwind.
+pub fn bug() -> ! {
+    // SAFETY: always allowed; never returns.
+    unsafe { raw::wasm_shim_bug() }
+}

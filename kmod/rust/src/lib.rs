@@ -1,0 +1,92 @@
+//! The Rust half of `wasm.ko`.
+//!
+//! The C shim (`wasm_main.c`) owns the kernel objects (module init/exit, the `/dev/wasm` misc
+//! device) and calls the `wasm_rs_*` functions below; everything the Rust side needs from the
+//! kernel goes through [`ffi`]. The engine itself is the shared `wasm-engine` crate, driven by
+//! [`host::KernelHost`].
+#![no_std]
+
+extern crate alloc;
+
+mod alloc_kernel;
+mod ffi;
+mod host;
+mod session;
+
+use core::ffi::c_void;
+use ffi::UserPtr;
+use session::Session;
+
+/// Called by the shim's module init, before `/dev/wasm` exists.
+#[no_mangle]
+pub extern "C" fn wasm_rs_init() -> i32 {
+    host::log_fmt(format_args!(
+        "wasm: module loaded, protocol v{}, {} possible cpus",
+        wasm_proto::PROTOCOL_VERSION,
+        ffi::possible_cpus()
+    ));
+    0
+}
+
+/// Called by the shim's module exit, after `/dev/wasm` is gone: frees every Wasm module and
+/// reports allocations still live (there must be none).
+#[no_mangle]
+pub extern "C" fn wasm_rs_exit() {
+    let freed = session::unload_all();
+    let (count, bytes) = alloc_kernel::live();
+    host::log_fmt(format_args!(
+        "wasm: module unloaded, {freed} wasm modules freed, {count} live allocations ({bytes} bytes)"
+    ));
+}
+
+/// `open(2)`: returns a new session, or null when out of memory.
+#[no_mangle]
+pub extern "C" fn wasm_rs_open() -> *mut c_void {
+    Session::new_boxed().map_or(core::ptr::null_mut(), |s| s.into_raw())
+}
+
+/// `release`: frees the session.
+///
+/// # Safety
+///
+/// `session` comes from [`wasm_rs_open`] and is not used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn wasm_rs_release(session: *mut c_void) {
+    // SAFETY: guaranteed by the caller (the shim's `release`, called once per open file).
+    drop(unsafe { Session::from_raw(session) });
+}
+
+/// `write(2)`: one request frame. Returns `len`, or a negative errno (the response, readable
+/// with `read(2)`, then says why).
+///
+/// # Safety
+///
+/// `session` comes from [`wasm_rs_open`] and is live; `buf` is a user pointer.
+#[no_mangle]
+pub unsafe extern "C" fn wasm_rs_write(
+    session: *mut c_void,
+    buf: *mut c_void,
+    len: usize,
+) -> isize {
+    // SAFETY: guaranteed by the caller.
+    let session = unsafe { Session::borrow(session) };
+    session.write(UserPtr(buf), len)
+}
+
+/// `read(2)`: the pending response, from where the last read stopped.
+///
+/// # Safety
+///
+/// As [`wasm_rs_write`].
+#[no_mangle]
+pub unsafe extern "C" fn wasm_rs_read(session: *mut c_void, buf: *mut c_void, len: usize) -> isize {
+    // SAFETY: guaranteed by the caller.
+    let session = unsafe { Session::borrow(session) };
+    session.read(UserPtr(buf), len)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    host::log_fmt(format_args!("wasm: Rust panic: {info}"));
+    ffi::bug()
+}

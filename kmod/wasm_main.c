@@ -1,0 +1,219 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * wasm.ko: WebAssembly in the kernel. This C shim does only what must be C:
+ * module init/exit, the /dev/wasm misc device, and thin wrappers around
+ * kernel facilities for the Rust half (wasm_rs_* in rust/src/lib.rs).
+ * Log lines come from Rust whole: it adds the "wasm: " prefix itself, so
+ * that guest output can be logged verbatim, as the original module did.
+ */
+#include <linux/capability.h>
+#include <linux/fs.h>
+#include <linux/ktime.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/printk.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/task_stack.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+/* Implemented in Rust. */
+int wasm_rs_init(void);
+void wasm_rs_exit(void);
+void *wasm_rs_open(void);
+void wasm_rs_release(void *session);
+ssize_t wasm_rs_write(void *session, void __user *buf, size_t len);
+ssize_t wasm_rs_read(void *session, void __user *buf, size_t len);
+
+/* Called from Rust. */
+void *wasm_shim_alloc(size_t size);
+void wasm_shim_free(void *ptr);
+void wasm_shim_log(const char *msg, size_t len);
+unsigned int wasm_shim_possible_cpus(void);
+unsigned int wasm_shim_this_cpu(void);
+bool wasm_shim_between_slices(void);
+u64 wasm_shim_now_ns(void);
+void wasm_shim_registry_lock(void);
+void wasm_shim_registry_unlock(void);
+unsigned long wasm_shim_copy_from_user(void *to, const void __user *from,
+				       unsigned long n);
+unsigned long wasm_shim_copy_to_user(void __user *to, const void *from,
+				     unsigned long n);
+void wasm_shim_stack_paint(void);
+size_t wasm_shim_stack_peak(void);
+size_t wasm_shim_stack_size(void);
+void __noreturn wasm_shim_bug(void);
+
+static DEFINE_MUTEX(wasm_registry_lock);
+
+/* Stack measurement: the unused part of the task stack is painted, and the
+ * deepest overwritten word tells the peak use. The lowest words, holding
+ * the stack-end magic, are left alone.
+ */
+#define WASM_STACK_PAINT 0x57a5c0de57a5c0deUL
+#define WASM_STACK_SKIP 8
+#define WASM_STACK_MARGIN 64
+
+void *wasm_shim_alloc(size_t size)
+{
+	return kvmalloc(size, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+}
+
+void wasm_shim_free(void *ptr)
+{
+	kvfree(ptr);
+}
+
+void wasm_shim_log(const char *msg, size_t len)
+{
+	pr_info("%.*s\n", (int)len, msg);
+}
+
+unsigned int wasm_shim_possible_cpus(void)
+{
+	return nr_cpu_ids;
+}
+
+unsigned int wasm_shim_this_cpu(void)
+{
+	return raw_smp_processor_id();
+}
+
+bool wasm_shim_between_slices(void)
+{
+	cond_resched();
+	return !fatal_signal_pending(current);
+}
+
+u64 wasm_shim_now_ns(void)
+{
+	return ktime_get_ns();
+}
+
+void wasm_shim_registry_lock(void)
+{
+	mutex_lock(&wasm_registry_lock);
+}
+
+void wasm_shim_registry_unlock(void)
+{
+	mutex_unlock(&wasm_registry_lock);
+}
+
+unsigned long wasm_shim_copy_from_user(void *to, const void __user *from,
+				       unsigned long n)
+{
+	return copy_from_user(to, from, n);
+}
+
+unsigned long wasm_shim_copy_to_user(void __user *to, const void *from,
+				     unsigned long n)
+{
+	return copy_to_user(to, from, n);
+}
+
+void wasm_shim_stack_paint(void)
+{
+	unsigned long *p = (unsigned long *)task_stack_page(current);
+	unsigned long *end = (unsigned long *)__builtin_frame_address(0);
+
+	end -= WASM_STACK_MARGIN;
+	for (p += WASM_STACK_SKIP; p < end; p++)
+		*p = WASM_STACK_PAINT;
+}
+
+size_t wasm_shim_stack_peak(void)
+{
+	unsigned long *base = (unsigned long *)task_stack_page(current);
+	unsigned long *p = base + WASM_STACK_SKIP;
+	unsigned long *top = (unsigned long *)((char *)base + THREAD_SIZE);
+
+	while (p < top && *p == WASM_STACK_PAINT)
+		p++;
+	return (char *)top - (char *)p;
+}
+
+size_t wasm_shim_stack_size(void)
+{
+	return THREAD_SIZE;
+}
+
+void __noreturn wasm_shim_bug(void)
+{
+	BUG();
+}
+
+static int wasm_open(struct inode *inode, struct file *file)
+{
+	void *session;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	session = wasm_rs_open();
+	if (!session)
+		return -ENOMEM;
+	file->private_data = session;
+	return 0;
+}
+
+static int wasm_release(struct inode *inode, struct file *file)
+{
+	wasm_rs_release(file->private_data);
+	return 0;
+}
+
+static ssize_t wasm_write(struct file *file, const char __user *buf,
+			  size_t len, loff_t *off)
+{
+	return wasm_rs_write(file->private_data, (void __user *)buf, len);
+}
+
+static ssize_t wasm_read(struct file *file, char __user *buf, size_t len,
+			 loff_t *off)
+{
+	return wasm_rs_read(file->private_data, buf, len);
+}
+
+static const struct file_operations wasm_fops = {
+	.owner = THIS_MODULE,
+	.open = wasm_open,
+	.release = wasm_release,
+	.read = wasm_read,
+	.write = wasm_write,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice wasm_dev = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "wasm",
+	.fops = &wasm_fops,
+	.mode = 0600,
+};
+
+static int __init wasm_init(void)
+{
+	int ret = wasm_rs_init();
+
+	if (ret)
+		return ret;
+	ret = misc_register(&wasm_dev);
+	if (ret)
+		wasm_rs_exit();
+	return ret;
+}
+
+static void __exit wasm_exit(void)
+{
+	misc_deregister(&wasm_dev);
+	wasm_rs_exit();
+}
+
+module_init(wasm_init);
+module_exit(wasm_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_AUTHOR("wasm-kernel-module developers");
+MODULE_DESCRIPTION("WebAssembly runtime in the kernel, callable from eBPF");

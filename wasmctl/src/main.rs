@@ -1,0 +1,224 @@
+//! `wasmctl`: load, call and inspect WebAssembly modules in `wasm.ko` through `/dev/wasm`, or
+//! run a module in user space on the same engine (`wasmctl run`).
+
+mod args;
+mod device;
+mod output;
+mod run;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use device::Device;
+use std::path::PathBuf;
+use wasm_proto::{Limits, Request, Response};
+
+#[derive(Parser)]
+#[command(
+    name = "wasmctl",
+    version,
+    about = "Control WebAssembly modules running in the kernel (wasm.ko)"
+)]
+struct Cli {
+    /// The wasm.ko device.
+    #[arg(long, global = true, default_value = "/dev/wasm")]
+    device: PathBuf,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone, Copy)]
+struct LimitArgs {
+    /// Fuel (about one unit per executed instruction) allowed to each call [default: 100000000].
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Largest linear memory of each instance, in bytes; suffixes K, M, G [default: 64M].
+    #[arg(long, value_parser = args::parse_size)]
+    memory: Option<u64>,
+}
+
+impl LimitArgs {
+    fn limits(self) -> Limits {
+        Limits {
+            fuel: self.fuel.unwrap_or(0),
+            memory: self.memory.unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load a module into the kernel: one instance per CPU, entrypoint run on each.
+    Load {
+        /// The .wasm file.
+        file: PathBuf,
+        /// Registry name [default: the file's stem].
+        #[arg(long)]
+        name: Option<String>,
+        /// Function to run at load [default: main, if exported]; "" runs nothing.
+        #[arg(long)]
+        entrypoint: Option<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Unload a module and free its instances.
+    Unload {
+        /// The module's name.
+        name: String,
+    },
+    /// List loaded modules with their exports and per-CPU counters.
+    List,
+    /// Call an exported function; arguments are parsed by the function's parameter types.
+    Call {
+        /// The module's name.
+        module: String,
+        /// The exported function.
+        function: String,
+        /// Arguments (integers in decimal or 0x hex, floats like 1.5, nan, inf).
+        #[arg(allow_negative_numbers = true)]
+        args: Vec<String>,
+    },
+    /// Show the kernel module's counters (live allocations, stack peaks).
+    Stats,
+    /// Show the protocol and module versions.
+    Version,
+    /// Run a module in user space on the same engine: `_debug` prints to stdout.
+    Run {
+        /// The .wasm file.
+        file: PathBuf,
+        /// Function to run at load [default: main, if exported]; "" runs nothing.
+        #[arg(long)]
+        entrypoint: Option<String>,
+        /// After the entrypoint, call this export with ARGS and print its results.
+        #[arg(long)]
+        invoke: Option<String>,
+        /// Arguments for --invoke.
+        #[arg(allow_negative_numbers = true, requires = "invoke")]
+        args: Vec<String>,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = execute(&cli) {
+        eprintln!("wasmctl: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn execute(cli: &Cli) -> Result<()> {
+    let out = output::Output { json: cli.json };
+    match &cli.command {
+        Command::Run {
+            file,
+            entrypoint,
+            invoke,
+            args,
+            limits,
+        } => {
+            let wasm =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            return run::run(
+                &out,
+                &wasm,
+                entrypoint.as_deref(),
+                invoke.as_deref(),
+                args,
+                limits.limits(),
+            );
+        }
+        Command::Load {
+            file,
+            name,
+            entrypoint,
+            limits,
+        } => {
+            let wasm =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let name = match name {
+                Some(n) => n.clone(),
+                None => file
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .context("cannot derive a module name from the file name: pass --name")?
+                    .to_string(),
+            };
+            let mut dev = Device::open(&cli.device)?;
+            let req = Request::Load {
+                name: &name,
+                wasm: &wasm,
+                entrypoint: entrypoint.as_deref(),
+                limits: limits.limits(),
+            };
+            match dev.request(&req)? {
+                Response::Loaded {
+                    instances,
+                    entry_result,
+                } => out.loaded(&name, instances, entry_result),
+                other => unexpected(other),
+            }
+        }
+        Command::Unload { name } => {
+            match Device::open(&cli.device)?.request(&Request::Unload { name })? {
+                Response::Unloaded => out.unloaded(name),
+                other => unexpected(other),
+            }
+        }
+        Command::List => match Device::open(&cli.device)?.request(&Request::List)? {
+            Response::List(modules) => out.list(&modules),
+            other => unexpected(other),
+        },
+        Command::Call {
+            module,
+            function,
+            args,
+        } => {
+            let mut dev = Device::open(&cli.device)?;
+            let Response::List(modules) = dev.request(&Request::List)? else {
+                bail!("unexpected answer to list");
+            };
+            let m = modules
+                .iter()
+                .find(|m| &m.name == module)
+                .with_context(|| {
+                    format!("no module named '{module}' is loaded (see wasmctl list)")
+                })?;
+            let sig = m
+                .exports
+                .iter()
+                .find(|e| &e.name == function)
+                .with_context(|| format!("module '{module}' exports no function '{function}'"))?;
+            let values = args::parse_values(sig, args)?;
+            match dev.request(&Request::Call {
+                module,
+                function,
+                args: values,
+            })? {
+                Response::Called {
+                    results,
+                    fuel_used,
+                    cpu,
+                } => out.called(&results, fuel_used, cpu),
+                other => unexpected(other),
+            }
+        }
+        Command::Stats => match Device::open(&cli.device)?.request(&Request::Stats)? {
+            Response::Stats(stats) => out.stats(&stats),
+            other => unexpected(other),
+        },
+        Command::Version => match Device::open(&cli.device)?.request(&Request::Version)? {
+            Response::Version { protocol, module } => out.version(protocol, &module),
+            other => unexpected(other),
+        },
+    }
+    Ok(())
+}
+
+fn unexpected(resp: Response) -> ! {
+    eprintln!("wasmctl: error: unexpected answer from the kernel: {resp:?}");
+    std::process::exit(1)
+}

@@ -1,0 +1,168 @@
+//! Human and JSON output.
+
+use serde_json::{json, Value as Json};
+use wasm_proto::{FuncSig, ModuleInfo, Stats, Value};
+
+/// Where and how results are printed.
+pub struct Output {
+    /// JSON instead of text.
+    pub json: bool,
+}
+
+fn value_json(v: &Value) -> Json {
+    let n = match *v {
+        Value::I32(x) => json!(x),
+        Value::I64(x) => json!(x),
+        Value::F32(b) => json!(f32::from_bits(b).to_string()),
+        Value::F64(b) => json!(f64::from_bits(b).to_string()),
+    };
+    json!({ "type": v.ty().to_string(), "value": n })
+}
+
+fn sig_text(s: &FuncSig) -> String {
+    let p: Vec<String> = s.params.iter().map(ToString::to_string).collect();
+    let r: Vec<String> = s.results.iter().map(ToString::to_string).collect();
+    format!("{}({}) -> ({})", s.name, p.join(", "), r.join(", "))
+}
+
+fn sig_json(s: &FuncSig) -> Json {
+    let p: Vec<String> = s.params.iter().map(ToString::to_string).collect();
+    let r: Vec<String> = s.results.iter().map(ToString::to_string).collect();
+    json!({ "name": s.name, "params": p, "results": r })
+}
+
+impl Output {
+    fn print_json(&self, v: Json) {
+        println!("{v}");
+    }
+
+    /// After `load`.
+    pub fn loaded(&self, name: &str, instances: u32, entry_result: Option<i32>) {
+        if self.json {
+            self.print_json(
+                json!({ "loaded": name, "instances": instances, "entry_result": entry_result }),
+            );
+        } else {
+            match entry_result {
+                Some(r) => {
+                    println!("loaded {name}: {instances} instances, entrypoint returned {r}")
+                }
+                None => println!("loaded {name}: {instances} instances"),
+            }
+        }
+    }
+
+    /// After `unload`.
+    pub fn unloaded(&self, name: &str) {
+        if self.json {
+            self.print_json(json!({ "unloaded": name }));
+        } else {
+            println!("unloaded {name}");
+        }
+    }
+
+    /// Results of `call` or `run --invoke`.
+    pub fn called(&self, results: &[Value], fuel_used: u64, cpu: u32) {
+        if self.json {
+            let r: Vec<Json> = results.iter().map(value_json).collect();
+            self.print_json(json!({ "results": r, "fuel_used": fuel_used, "cpu": cpu }));
+        } else {
+            let r: Vec<String> = results.iter().map(ToString::to_string).collect();
+            println!("{}", r.join(" "));
+        }
+    }
+
+    /// `list`.
+    pub fn list(&self, modules: &[ModuleInfo]) {
+        if self.json {
+            let m: Vec<Json> = modules
+                .iter()
+                .map(|m| {
+                    json!({
+                        "name": m.name,
+                        "wasm_size": m.wasm_size,
+                        "entrypoint": m.entrypoint,
+                        "fuel_per_call": m.limits.fuel,
+                        "memory_limit": m.limits.memory,
+                        "exports": m.exports.iter().map(sig_json).collect::<Vec<_>>(),
+                        "imports": m.imports.iter().map(sig_json).collect::<Vec<_>>(),
+                        "instances": m.instances.iter().map(|i| json!({
+                            "cpu": i.cpu, "calls": i.calls, "traps": i.traps,
+                            "fuel_used": i.fuel_used, "memory": i.memory,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            self.print_json(json!({ "modules": m }));
+            return;
+        }
+        if modules.is_empty() {
+            println!("no modules loaded");
+        }
+        for m in modules {
+            println!(
+                "{}  ({} bytes, entrypoint {}, fuel/call {}, memory limit {} bytes)",
+                m.name,
+                m.wasm_size,
+                if m.entrypoint.is_empty() {
+                    "-"
+                } else {
+                    &m.entrypoint
+                },
+                m.limits.fuel,
+                m.limits.memory
+            );
+            for i in &m.imports {
+                println!("  import   {}", sig_text(i));
+            }
+            for e in &m.exports {
+                println!("  export   {}", sig_text(e));
+            }
+            for i in &m.instances {
+                println!(
+                    "  cpu {:<3} calls {:<8} traps {:<6} fuel {:<12} memory {}",
+                    i.cpu, i.calls, i.traps, i.fuel_used, i.memory
+                );
+            }
+        }
+    }
+
+    /// `stats`.
+    pub fn stats(&self, s: &Stats) {
+        if self.json {
+            let stack: serde_json::Map<String, Json> = s
+                .stack
+                .iter()
+                .map(|p| (p.op.clone(), json!(p.bytes)))
+                .collect();
+            self.print_json(json!({
+                "modules": s.modules, "cpus": s.cpus,
+                "live_allocations": s.live_allocations, "live_bytes": s.live_bytes,
+                "stack_size": s.stack_size, "stack_peak": stack,
+            }));
+            return;
+        }
+        println!("modules           {}", s.modules);
+        println!("cpus              {}", s.cpus);
+        println!(
+            "live allocations  {} ({} bytes)",
+            s.live_allocations, s.live_bytes
+        );
+        println!("stack size        {}", s.stack_size);
+        for p in &s.stack {
+            println!("stack peak {:<7}{}", p.op, p.bytes);
+        }
+    }
+
+    /// `version`.
+    pub fn version(&self, protocol: u16, module: &str) {
+        if self.json {
+            self.print_json(json!({
+                "wasmctl": env!("CARGO_PKG_VERSION"), "module": module, "protocol": protocol,
+            }));
+        } else {
+            println!("wasmctl {}", env!("CARGO_PKG_VERSION"));
+            println!("wasm.ko {module}, protocol v{protocol}");
+        }
+    }
+}

@@ -19,6 +19,8 @@
 #include <linux/sched/task_stack.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+#include <asm/irq_stack.h>
 
 /* Implemented in Rust. */
 int wasm_rs_init(void);
@@ -27,6 +29,7 @@ void *wasm_rs_open(void);
 void wasm_rs_release(void *session);
 ssize_t wasm_rs_write(void *session, void __user *buf, size_t len);
 ssize_t wasm_rs_read(void *session, void __user *buf, size_t len);
+void wasm_rs_on_work_stack(void *job);
 
 /* Called from Rust. */
 void *wasm_shim_alloc(size_t size);
@@ -46,6 +49,8 @@ void wasm_shim_stack_paint(void);
 size_t wasm_shim_stack_peak(void);
 size_t wasm_shim_stack_size(void);
 void __noreturn wasm_shim_bug(void);
+int wasm_shim_on_work_stack(void *job, size_t *peak);
+size_t wasm_shim_work_stack_size(void);
 
 static DEFINE_MUTEX(wasm_registry_lock);
 
@@ -56,6 +61,13 @@ static DEFINE_MUTEX(wasm_registry_lock);
 #define WASM_STACK_PAINT 0x57a5c0de57a5c0deUL
 #define WASM_STACK_SKIP 8
 #define WASM_STACK_MARGIN 64
+
+/* wasmi's parser and compiler have frames of several KiB each, nested: a
+ * request runs on its own vmalloc'd stack, as the kernel runs interrupts on
+ * theirs, so the task stack keeps its headroom.
+ */
+#define WASM_WORK_STACK_SIZE (64 * 1024)
+#define WASM_WORK_STACK_WORDS (WASM_WORK_STACK_SIZE / sizeof(unsigned long))
 
 void *wasm_shim_alloc(size_t size)
 {
@@ -144,6 +156,33 @@ size_t wasm_shim_stack_size(void)
 void __noreturn wasm_shim_bug(void)
 {
 	BUG();
+}
+
+/* Calls wasm_rs_on_work_stack(job) on a fresh stack and reports how deep it went. */
+int wasm_shim_on_work_stack(void *job, size_t *peak)
+{
+	unsigned long *stack = vmalloc(WASM_WORK_STACK_SIZE);
+	unsigned long *end = stack + WASM_STACK_SKIP;
+	unsigned long *p;
+
+	if (!stack)
+		return -ENOMEM;
+	for (p = end; p < stack + WASM_WORK_STACK_WORDS; p++)
+		*p = WASM_STACK_PAINT;
+	/* The top slot, 16-byte aligned, keeps the task's %rsp. */
+	p = stack + WASM_WORK_STACK_WORDS - 2;
+	call_on_stack(p, wasm_rs_on_work_stack, ASM_CALL_ARG1, , [arg1] "r" (job));
+	for (p = end; p < stack + WASM_WORK_STACK_WORDS; p++)
+		if (*p != WASM_STACK_PAINT)
+			break;
+	*peak = (char *)(stack + WASM_WORK_STACK_WORDS) - (char *)p;
+	vfree(stack);
+	return 0;
+}
+
+size_t wasm_shim_work_stack_size(void)
+{
+	return WASM_WORK_STACK_SIZE;
 }
 
 static int wasm_open(struct inode *inode, struct file *file)

@@ -133,12 +133,12 @@ impl Output {
             let stack: serde_json::Map<String, Json> = s
                 .stack
                 .iter()
-                .map(|p| (p.op.clone(), json!(p.bytes)))
+                .map(|p| (p.op.clone(), json!({ "task": p.task, "work": p.work })))
                 .collect();
             self.print_json(json!({
                 "modules": s.modules, "cpus": s.cpus,
                 "live_allocations": s.live_allocations, "live_bytes": s.live_bytes,
-                "stack_size": s.stack_size, "stack_peak": stack,
+                "stack_size": s.stack_size, "work_stack_size": s.work_stack_size, "stack_peak": stack,
             }));
             return;
         }
@@ -148,9 +148,9 @@ impl Output {
             "live allocations  {} ({} bytes)",
             s.live_allocations, s.live_bytes
         );
-        println!("stack size        {}", s.stack_size);
+        println!("stack size        task {}, work {}", s.stack_size, s.work_stack_size);
         for p in &s.stack {
-            println!("stack peak {:<7}{}", p.op, p.bytes);
+            println!("stack peak {:<8} task {:<6} work {}", p.op, p.task, p.work);
         }
     }
 

@@ -1,1 +1,205 @@
-fn main() {}
+//! Project tasks: build `wasm.ko` against Debian's kernels and test it in QEMU.
+//!
+//! `cargo xtask demo` builds everything, boots Debian's 6.1 kernel with the module and the
+//! hello world, and prints the kernel log. `cargo xtask vm-test` runs the scenarios of
+//! `xtask/guest/tests.sh` on 6.1 and 6.12 side by side and fails on any failed check or any
+//! `BUG:`/`WARNING:`/`Oops`/`Call Trace` on the console.
+
+mod build;
+mod cpio;
+mod kernel;
+mod vm;
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use kernel::{Kernel, Series};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Build and VM-test wasm.ko")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build everything, boot a kernel with wasm.ko, load the hello world, print the kernel log.
+    Demo {
+        /// Kernel series to boot.
+        #[arg(long, value_enum, default_value = "6.1")]
+        kernel: Series,
+    },
+    /// Run the VM scenarios on each kernel (all by default).
+    VmTest {
+        /// Kernel series to test; repeatable.
+        #[arg(long, value_enum)]
+        kernel: Vec<Series>,
+    },
+    /// Download and unpack the kernels only.
+    Kernels,
+}
+
+const TESTS: &str = include_str!("../guest/tests.sh");
+const DEMO: &str = include_str!("../guest/demo.sh");
+const VM_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn main() {
+    if let Err(e) = execute(Cli::parse().command) {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// A kernel with `wasm.ko` built for it and the directory for its VM files.
+struct Prepared {
+    kernel: Kernel,
+    module: PathBuf,
+    dir: PathBuf,
+}
+
+fn prepare(root: &Path, series: &[Series]) -> Result<(build::Userland, Vec<Prepared>)> {
+    let userland = build::userland(root)?;
+    let vm_dir = root.join("target/vm");
+    let mut prepared = Vec::new();
+    for s in series {
+        let kernel = kernel::fetch(*s, &vm_dir.join("kernels"))?;
+        let dir = vm_dir.join(&kernel.release);
+        let module = build::module(root, &kernel, &dir.join("kmod"))?;
+        prepared.push(Prepared { kernel, module, dir });
+    }
+    Ok((userland, prepared))
+}
+
+fn payload(userland: &build::Userland, p: &Prepared, scenario: &'static str) -> vm::Payload {
+    vm::Payload {
+        module: p.module.clone(),
+        wasmctl: userland.wasmctl.clone(),
+        guests: ["hello_world_rust.wasm", "probe.wasm"].iter().map(|g| userland.guests.join(g)).collect(),
+        scenario,
+    }
+}
+
+fn execute(task: Task) -> Result<()> {
+    let root = root();
+    match task {
+        Task::Kernels => {
+            for s in Series::ALL {
+                let k = kernel::fetch(s, &root.join("target/vm/kernels"))?;
+                println!("{} {} {}", s.name(), k.release, k.image.display());
+            }
+            Ok(())
+        }
+        Task::Demo { kernel } => demo(&root, kernel),
+        Task::VmTest { kernel } => {
+            let series = if kernel.is_empty() { Series::ALL.to_vec() } else { kernel };
+            vm_test(&root, &series)
+        }
+    }
+}
+
+fn demo(root: &Path, series: Series) -> Result<()> {
+    let (userland, prepared) = prepare(root, &[series])?;
+    let p = &prepared[0];
+    let initrd = p.dir.join("initramfs-demo.cpio");
+    vm::initramfs(&payload(&userland, p, DEMO), &initrd)?;
+    eprintln!("xtask: booting {} under QEMU", p.kernel.release);
+    let console = vm::boot(&p.kernel.image, &initrd, VM_TIMEOUT)?;
+    std::fs::write(p.dir.join("console-demo.log"), &console)?;
+    println!("Kernel log of Debian {} with wasm.ko:", p.kernel.release);
+    for line in vm::kernel_log(&console) {
+        if line.contains("wasm") || line.contains("Hello") {
+            println!("{line}");
+        }
+    }
+    let bad = vm::bad_lines(&console);
+    if !console.contains("Hello, world!") || !bad.is_empty() {
+        bail!("the demo did not reach \"Hello, world!\" cleanly; see {}", p.dir.join("console-demo.log").display());
+    }
+    Ok(())
+}
+
+/// The outcome of one kernel's scenario run.
+struct Outcome {
+    release: String,
+    passed: usize,
+    failed: Vec<String>,
+}
+
+fn evaluate(release: &str, console: &str) -> Outcome {
+    let mut failed: Vec<String> = Vec::new();
+    let passed = console.lines().filter(|l| l.starts_with("VMTEST PASS ")).count();
+    failed.extend(console.lines().filter(|l| l.starts_with("VMTEST FAIL ")).map(str::to_string));
+    if !console.lines().any(|l| l.starts_with("VMTEST SUMMARY ")) {
+        failed.push("the scenario script did not finish".to_string());
+    }
+    failed.extend(vm::bad_lines(console).iter().map(|l| format!("kernel log: {l}")));
+    Outcome { release: release.to_string(), passed, failed }
+}
+
+fn vm_test(root: &Path, series: &[Series]) -> Result<()> {
+    let (userland, prepared) = prepare(root, series)?;
+    let mut runs = Vec::new();
+    for p in &prepared {
+        let initrd = p.dir.join("initramfs-tests.cpio");
+        vm::initramfs(&payload(&userland, p, TESTS), &initrd)?;
+        let image = p.kernel.image.clone();
+        let release = p.kernel.release.clone();
+        let log = p.dir.join("console-tests.log");
+        eprintln!("xtask: booting {release} under QEMU");
+        runs.push(std::thread::spawn(move || -> Result<Outcome> {
+            let console = vm::boot(&image, &initrd, VM_TIMEOUT)?;
+            std::fs::write(&log, &console)?;
+            for line in console.lines().filter(|l| l.starts_with("VMTEST")) {
+                println!("[{release}] {line}");
+            }
+            Ok(evaluate(&release, &console))
+        }));
+    }
+    let mut total_passed = 0;
+    let mut total_failed = 0;
+    let mut errors = Vec::new();
+    for run in runs {
+        match run.join() {
+            Ok(Ok(o)) => {
+                println!("vm-test: kernel {}: {} passed, {} failed", o.release, o.passed, o.failed.len());
+                for f in &o.failed {
+                    println!("vm-test:   {f}");
+                }
+                total_passed += o.passed;
+                total_failed += o.failed.len();
+            }
+            Ok(Err(e)) => errors.push(format!("{e:#}")),
+            Err(_) => errors.push("a VM thread panicked".to_string()),
+        }
+    }
+    for e in &errors {
+        println!("vm-test: error: {e}");
+    }
+    total_failed += errors.len();
+    println!("{total_passed} passed, {total_failed} failed");
+    if total_failed > 0 {
+        bail!("VM tests failed");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::evaluate;
+
+    #[test]
+    fn evaluation_counts_checks_and_kernel_warnings() {
+        let console = "VMTEST PASS a\nVMTEST FAIL b: no\n[ 1.0] WARNING: CPU: 0 at x\nVMTEST SUMMARY passed=1 failed=1\n";
+        let o = evaluate("k", console);
+        assert_eq!(o.passed, 1);
+        assert_eq!(o.failed.len(), 2);
+        let o = evaluate("k", "VMTEST PASS a\n");
+        assert_eq!(o.failed, vec!["the scenario script did not finish".to_string()]);
+    }
+}

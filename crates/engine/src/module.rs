@@ -130,6 +130,11 @@ fn list(types: &[ValType]) -> String {
     format!("({})", names.join(", "))
 }
 
+/// Collapses whitespace runs (wasmparser messages may span lines) so a message fits one log line.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Classifies an error raised while running guest code.
 fn run_error(e: &wasmi::Error, budget: u64) -> Error {
     match e.as_trap_code() {
@@ -147,7 +152,7 @@ fn run_error(e: &wasmi::Error, budget: u64) -> Error {
 /// frames of the steps that follow.
 #[inline(never)]
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, Error> {
-    Module::new(engine, wasm).map_err(|e| Error::Invalid(e.to_string()))
+    Module::new(engine, wasm).map_err(|e| Error::Invalid(one_line(&e.to_string())))
 }
 
 /// Creates one instance. Out of line for the same reason as [`compile`].

@@ -73,9 +73,15 @@ impl<H: Host> Registry<H> {
     ///
     /// [`Error::NoModule`].
     pub fn remove(&mut self, name: &str) -> Result<Arc<LoadedModule<H>>, Error> {
-        self.modules
+        let module = self
+            .modules
             .remove(name)
-            .ok_or_else(|| Error::NoModule(name.to_string()))
+            .ok_or_else(|| Error::NoModule(name.to_string()))?;
+        if self.modules.is_empty() {
+            // An emptied BTreeMap keeps its root node: with no module left, hold no memory.
+            self.modules = BTreeMap::new();
+        }
+        Ok(module)
     }
 
     /// Looks a module up.

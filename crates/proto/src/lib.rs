@@ -316,8 +316,10 @@ pub struct ModuleInfo {
 pub struct StackPeak {
     /// The request kind (`load`, `call`, ...).
     pub op: String,
-    /// Deepest kernel stack use seen, in bytes from the top of the task's stack.
-    pub bytes: u64,
+    /// Deepest use of the task's kernel stack, in bytes from its top.
+    pub task: u64,
+    /// Deepest use of the dedicated stack the request's work ran on.
+    pub work: u64,
 }
 
 /// Module-wide counters.
@@ -335,6 +337,8 @@ pub struct Stats {
     pub stack: Vec<StackPeak>,
     /// Size of a kernel task stack.
     pub stack_size: u64,
+    /// Size of the dedicated stack each request's work runs on.
+    pub work_stack_size: u64,
 }
 
 /// The answer to one request.

@@ -23,6 +23,8 @@ mod raw {
         pub fn wasm_shim_stack_peak() -> usize;
         pub fn wasm_shim_stack_size() -> usize;
         pub fn wasm_shim_bug() -> !;
+        pub fn wasm_shim_on_work_stack(job: *mut c_void, peak: *mut usize) -> i32;
+        pub fn wasm_shim_work_stack_size() -> usize;
     }
 }
 
@@ -135,4 +137,47 @@ pub fn stack_size() -> usize {
 pub fn bug() -> ! {
     // SAFETY: always allowed; never returns.
     unsafe { raw::wasm_shim_bug() }
+}
+
+/// The job [`on_work_stack`] hands through the shim.
+type Job<'a> = &'a mut dyn FnMut();
+
+/// Runs `f` on a dedicated, freshly allocated kernel stack of [`work_stack_size`] bytes (the
+/// task stack is too small for wasmi's parser and compiler). Returns `f`'s result and the
+/// deepest use of that stack, or `None` if the stack could not be allocated.
+pub fn on_work_stack<R>(f: impl FnOnce() -> R) -> Option<(R, usize)> {
+    let mut f = Some(f);
+    let mut result = None;
+    let mut run = || {
+        if let Some(f) = f.take() {
+            result = Some(f());
+        }
+    };
+    let mut job: Job<'_> = &mut run;
+    let mut peak = 0usize;
+    // SAFETY: `job` points to a live `Job` for the duration of the call; the shim calls
+    // `wasm_rs_on_work_stack` with it exactly once, synchronously, before returning.
+    let rc = unsafe { raw::wasm_shim_on_work_stack((&raw mut job).cast(), &mut peak) };
+    if rc != 0 {
+        return None;
+    }
+    result.map(|r| (r, peak))
+}
+
+/// Entry point of the dedicated stack, called by the shim.
+///
+/// # Safety
+///
+/// `job` is the pointer [`on_work_stack`] passed to the shim.
+#[no_mangle]
+pub unsafe extern "C" fn wasm_rs_on_work_stack(job: *mut c_void) {
+    // SAFETY: guaranteed by the caller: a live `Job`, used by this call only.
+    let job = unsafe { &mut *job.cast::<Job<'_>>() };
+    job();
+}
+
+/// Size of the stack [`on_work_stack`] uses.
+pub fn work_stack_size() -> usize {
+    // SAFETY: returns a constant.
+    unsafe { raw::wasm_shim_work_stack_size() }
 }

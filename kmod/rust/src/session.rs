@@ -44,7 +44,10 @@ pub fn unload_all() -> usize {
 
 /// Request kinds, for the stack statistics.
 const OPS: [&str; 6] = ["version", "load", "unload", "list", "call", "stats"];
-static STACK_PEAK: [AtomicUsize; 6] = [const { AtomicUsize::new(0) }; 6];
+/// Deepest task stack use per request kind.
+static TASK_PEAK: [AtomicUsize; 6] = [const { AtomicUsize::new(0) }; 6];
+/// Deepest dedicated (work) stack use per request kind.
+static WORK_PEAK: [AtomicUsize; 6] = [const { AtomicUsize::new(0) }; 6];
 
 fn op_index(req: &Request<'_>) -> usize {
     match req {
@@ -114,15 +117,19 @@ impl Session {
             return -(errno::EBUSY as isize);
         };
         ffi::stack_paint();
-        let (response, op) = Self::handle_frame(buf, len);
-        let failed = match &response {
-            Response::Error { errno, .. } => Some(*errno),
+        let (response, measured) = match Self::handle_frame(buf, len) {
+            Ok((response, op, work_peak)) => (response, Some((op, work_peak))),
+            Err(response) => (response, None),
+        };
+        let failed = match response {
+            Response::Error { errno, .. } => Some(errno),
             _ => None,
         };
         pending.read = 0;
         pending.frame = wasm_proto::encode(&response).unwrap_or_default();
-        if let Some(op) = op {
-            STACK_PEAK[op].fetch_max(ffi::stack_peak(), Relaxed);
+        if let Some((op, work_peak)) = measured {
+            TASK_PEAK[op].fetch_max(ffi::stack_peak(), Relaxed);
+            WORK_PEAK[op].fetch_max(work_peak, Relaxed);
         }
         match failed {
             Some(e) => -(e as isize),
@@ -150,36 +157,29 @@ impl Session {
         n as isize
     }
 
-    /// Copies and decodes a frame, then runs it. Returns the response and the request kind.
-    fn handle_frame(buf: UserPtr, len: usize) -> (Response, Option<usize>) {
+    /// Copies and decodes a frame, then runs it on a dedicated stack. Returns the response,
+    /// the request kind and the dedicated stack's peak use; or the error response of a frame
+    /// that could not be run.
+    fn handle_frame(buf: UserPtr, len: usize) -> Result<(Response, usize, usize), Response> {
         if len > MAX_REQUEST_LEN {
             let e = FrameError::TooLarge;
-            return (
-                error_response(e.errno(), format!("request of {len} bytes: {e}")),
-                None,
-            );
+            return Err(error_response(e.errno(), format!("request of {len} bytes: {e}")));
         }
         let mut frame = Vec::new();
-        if frame.try_reserve_exact(len).is_err() {
-            return (
-                error_response(errno::ENOMEM, "out of memory".to_string()),
-                None,
-            );
-        }
+        frame
+            .try_reserve_exact(len)
+            .map_err(|_| error_response(errno::ENOMEM, "out of memory".to_string()))?;
         frame.resize(len, 0);
         if !ffi::copy_from_user(&mut frame, buf) {
-            return (
-                error_response(errno::EFAULT, "bad request buffer".to_string()),
-                None,
-            );
+            return Err(error_response(errno::EFAULT, "bad request buffer".to_string()));
         }
-        match wasm_proto::decode::<Request<'_>>(&frame) {
-            Ok(req) => {
-                let op = op_index(&req);
-                (handle(req), Some(op))
-            }
-            Err(e) => (error_response(e.errno(), e.to_string()), None),
-        }
+        let req = wasm_proto::decode::<Request<'_>>(&frame)
+            .map_err(|e| error_response(e.errno(), e.to_string()))?;
+        let op = op_index(&req);
+        let (response, peak) = ffi::on_work_stack(|| handle(req)).ok_or_else(|| {
+            error_response(errno::ENOMEM, "cannot allocate a work stack".to_string())
+        })?;
+        Ok((response, op, peak))
     }
 }
 
@@ -284,13 +284,15 @@ fn handle(req: Request<'_>) -> Response {
                 live_bytes,
                 stack: OPS
                     .iter()
-                    .zip(&STACK_PEAK)
-                    .map(|(op, peak)| StackPeak {
+                    .enumerate()
+                    .map(|(i, op)| StackPeak {
                         op: op.to_string(),
-                        bytes: peak.load(Relaxed) as u64,
+                        task: TASK_PEAK[i].load(Relaxed) as u64,
+                        work: WORK_PEAK[i].load(Relaxed) as u64,
                     })
                     .collect(),
                 stack_size: ffi::stack_size() as u64,
+                work_stack_size: ffi::work_stack_size() as u64,
             }))
         }
     };

@@ -1,0 +1,147 @@
+#!/bin/sh
+# VM scenarios for wasm.ko. Each check prints "VMTEST PASS name" or "VMTEST FAIL name: why";
+# the last line is "VMTEST SUMMARY passed=N failed=M". The harness (xtask) also fails the run
+# on any BUG:/WARNING:/Oops/Call Trace in the console.
+W=/bin/wasmctl
+G=/guests
+passed=0
+failed=0
+
+ok() { passed=$((passed + 1)); echo "VMTEST PASS $1"; }
+ko() { failed=$((failed + 1)); echo "VMTEST FAIL $1: $2"; }
+run() { OUT=$("$@" 2>&1); RC=$?; }
+# expect_ok NAME REGEX CMD...: CMD succeeds and its output matches REGEX.
+expect_ok() {
+	name=$1 pat=$2; shift 2; run "$@"
+	if [ "$RC" -eq 0 ] && echo "$OUT" | grep -q -E -- "$pat"; then ok "$name"; else ko "$name" "rc=$RC: $OUT"; fi
+}
+# expect_fail NAME REGEX CMD...: CMD fails and its output matches REGEX.
+expect_fail() {
+	name=$1 pat=$2; shift 2; run "$@"
+	if [ "$RC" -ne 0 ] && echo "$OUT" | grep -q -E -- "$pat"; then ok "$name"; else ko "$name" "rc=$RC: $OUT"; fi
+}
+expect_klog() {
+	if dmesg | grep -q -F -- "$2"; then ok "$1"; else ko "$1" "kernel log lacks '$2'"; fi
+}
+modules() { $W stats | awk '/^modules/ { print $2 }'; }
+live() { $W stats | awk '/^live allocations/ { print $3 }'; }
+finish() { echo "VMTEST SUMMARY passed=$passed failed=$failed"; exit 0; }
+
+# --- module and device --------------------------------------------------------------------
+if insmod /lib/wasm.ko; then ok insmod; else ko insmod "insmod failed"; finish; fi
+if [ -c /dev/wasm ] && [ "$(stat -c %a /dev/wasm)" = 600 ]; then ok device-root-only; else ko device-root-only "$(ls -l /dev/wasm)"; fi
+expect_ok version "protocol v1" $W version
+base=$(live)
+echo "VMTEST INFO live allocations at start: $base"
+
+# --- hello world --------------------------------------------------------------------------
+expect_ok hello-load "loaded hello-world: 2 instances, entrypoint returned 0" \
+	$W load $G/hello_world_rust.wasm --name hello-world
+expect_klog hello-kernel-log "Hello, world!"
+expect_klog hello-command-log "wasm: command load"
+expect_klog hello-entrypoint-log "wasm: calling module entrypoint: main"
+expect_klog hello-import-log "wasm:     import -> env._debug(2) -> 1"
+expect_klog hello-function-log "wasm:     function -> main(2) -> 1"
+if [ "$(dmesg | grep -c 'Hello, world!')" = 2 ]; then ok hello-once-per-cpu; else ko hello-once-per-cpu "$(dmesg | grep -c 'Hello, world!') lines"; fi
+run $W list
+if [ "$RC" = 0 ] && [ "$(echo "$OUT" | grep -c '^  cpu ')" = 2 ] && echo "$OUT" | grep -q '^  cpu 1 '; then
+	ok list-per-cpu-instances
+else
+	ko list-per-cpu-instances "$OUT"
+fi
+expect_ok list-json '"imports":\[\{"name":"env._debug","params":\["i32","i32"\],"results":\["i32"\]\}\]' $W list --json
+
+# --- floats and typed calls ---------------------------------------------------------------
+expect_ok probe-load "loaded probe: 2 instances" $W load $G/probe.wasm --fuel 20000000
+$W run $G/probe.wasm > /tmp/user.txt
+dmesg | grep -o 'probe: .*' | head -n "$(wc -l < /tmp/user.txt)" > /tmp/kernel.txt
+if [ -s /tmp/user.txt ] && cmp -s /tmp/user.txt /tmp/kernel.txt; then ok float-kernel-equals-user; else ko float-kernel-equals-user "$(cat /tmp/kernel.txt /tmp/user.txt)"; fi
+if grep -q -F "probe: 0.1 + 0.2 = 0.30000000000000004" /tmp/kernel.txt &&
+	grep -q -F "probe: 1/3 f32 = 0.33333334 bits 0x3eaaaaab" /tmp/kernel.txt &&
+	grep -q -F "probe: basel(10000) = 1.644834071848065" /tmp/kernel.txt; then
+	ok float-exact
+else
+	ko float-exact "$(cat /tmp/kernel.txt)"
+fi
+expect_ok call-i32 "^42$" $W call probe add 2 40
+expect_ok call-i32-negative "^-5$" $W call probe add -2 -3
+expect_ok call-i64 "^12884901888$" $W call probe mul64 4294967296 3
+expect_ok call-f64 "^5.0$" $W call probe hypot 3 4
+expect_ok call-f32 "^0.25$" $W call probe quarter 1
+expect_ok call-json '"results":\[\{"type":"i32","value":42\}\]' $W --json call probe add 2 40
+expect_ok call-cpu-import "^[01]$" $W call probe cpu
+expect_fail call-bad-arity "takes 2 argument" $W call probe add 1
+expect_fail call-unknown-function "exports no function 'nope'" $W call probe nope
+expect_fail call-unknown-module "no module named 'nosuch'" $W call nosuch f
+expect_fail unload-unknown "no module named 'nosuch' is loaded \(ENOENT\)" $W unload nosuch
+
+# --- runaway, trapping and deep guests ------------------------------------------------------
+expect_fail endless-out-of-fuel "ran out of fuel \(budget 20000000\) \(ETIME\)" $W call probe spin
+expect_ok responsive-after-endless "^2$" $W call probe add 1 1
+if $W list | grep -q -E 'traps 1 '; then ok endless-counted-as-trap; else ko endless-counted-as-trap "$($W list)"; fi
+expect_fail trap-unreachable "trapped.*unreachable.*\(EFAULT\)" $W call probe boom
+expect_fail deep-recursion-traps "call stack exhausted" $W call probe recurse 100000
+expect_ok recursion-5000 "^5000$" $W call probe recurse 5000
+expect_ok forever-load "loaded forever" $W load $G/probe.wasm --name forever --entrypoint "" --fuel 1000000000000000
+$W call forever spin > /tmp/spin.txt 2>&1 &
+pid=$!
+sleep 3
+if kill -0 "$pid" 2>/dev/null; then ok endless-still-running; else ko endless-still-running "$(cat /tmp/spin.txt)"; fi
+expect_ok responsive-during-endless "^7$" $W call probe add 3 4
+kill -9 "$pid"
+wait "$pid"
+rc=$?
+if [ "$rc" = 137 ]; then ok endless-killable; else ko endless-killable "exit $rc"; fi
+sleep 1
+expect_ok instance-free-after-kill "^3$" $W call forever add 1 2
+
+# --- bad input changes nothing ------------------------------------------------------------
+n=$(modules)
+head -c 4096 /dev/urandom > /tmp/garbage.wasm
+expect_fail malformed-module "invalid WebAssembly module.*\(ENOEXEC\)" $W load /tmp/garbage.wasm --name garbage
+printf '\000asm\001\000\000\000\001\377' > /tmp/truncated.wasm
+expect_fail truncated-module "invalid WebAssembly module" $W load /tmp/truncated.wasm --name truncated
+expect_fail duplicate-name "already loaded \(EEXIST\)" $W load $G/hello_world_rust.wasm --name hello-world
+expect_fail bad-name "invalid module name" $W load $G/hello_world_rust.wasm --name "bad name"
+expect_fail memory-limit "memory limit.*\(ENOMEM\)" $W load $G/probe.wasm --name small --memory 64K
+dd if=/dev/zero of=/tmp/big.wasm bs=1M count=17 2>/dev/null
+expect_fail oversized-client "larger than the kernel accepts" $W load /tmp/big.wasm --name big
+expect_fail oversized-kernel "Argument list too long" dd if=/tmp/big.wasm of=/dev/wasm bs=17M count=1
+expect_fail garbage-frame "Invalid argument" dd if=/tmp/garbage.wasm of=/dev/wasm bs=4096 count=1
+if [ "$(modules)" = "$n" ]; then ok bad-input-changes-nothing; else ko bad-input-changes-nothing "$(modules) modules, was $n"; fi
+expect_ok still-callable "^42$" $W call probe add 40 2
+
+# --- access control -----------------------------------------------------------------------
+mkdir -p /etc
+echo "nobody:x:65534:65534:nobody:/:/bin/sh" > /etc/passwd
+echo "nogroup:x:65534:" > /etc/group
+expect_fail nonroot-refused "permission denied.*root-only" su -s /bin/sh nobody -c "$W list"
+chmod 666 /dev/wasm
+expect_fail nonroot-needs-cap-sys-admin "permission denied" su -s /bin/sh nobody -c "$W list"
+chmod 600 /dev/wasm
+
+# --- unload frees everything --------------------------------------------------------------
+expect_ok unload "unloaded hello-world" $W unload hello-world
+if $W list | grep -q hello-world; then ko unload-gone "hello-world still listed"; else ok unload-gone; fi
+$W unload probe > /dev/null
+$W unload forever > /dev/null
+if [ "$(live)" = "$base" ] && [ "$(modules)" = 0 ]; then ok unload-frees-everything; else ko unload-frees-everything "live $(live), was $base"; fi
+
+# --- kernel stack budget ------------------------------------------------------------------
+# "stack peak load   task 3400   work 21000": task-stack and dedicated-stack peaks per request.
+$W stats | sed -n 's/^stack peak /VMTEST STACK /p'
+for op in version load unload list call stats; do
+	task=$($W stats | awk -v op="$op" '$1 == "stack" && $3 == op { print $5 }')
+	work=$($W stats | awk -v op="$op" '$1 == "stack" && $3 == op { print $7 }')
+	if [ "$task" -gt 0 ] && [ "$task" -lt 10240 ]; then ok "stack-$op-task-under-10k"; else ko "stack-$op-task-under-10k" "$task bytes"; fi
+	if [ "$work" -gt 0 ] && [ "$work" -lt 49152 ]; then ok "stack-$op-work-under-48k"; else ko "stack-$op-work-under-48k" "$work bytes"; fi
+done
+
+# --- rmmod with modules loaded ------------------------------------------------------------
+$W load $G/hello_world_rust.wasm --name left-behind > /dev/null
+$W load $G/probe.wasm --name left-behind-too > /dev/null
+if rmmod wasm; then ok rmmod; else ko rmmod "rmmod failed"; fi
+expect_klog rmmod-frees-everything "wasm: module unloaded, 2 wasm modules freed, 0 live allocations (0 bytes)"
+if [ -e /dev/wasm ]; then ko device-removed "/dev/wasm remains"; else ok device-removed; fi
+expect_fail missing-device-explained "does not exist: load the kernel module first" $W list
+finish

@@ -1,0 +1,142 @@
+//! Debian kernel packages: resolve the newest of a series, download and unpack them.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A kernel series the VM tests cover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Series {
+    /// Debian 12's own kernel (bookworm).
+    #[value(name = "6.1")]
+    V6_1,
+    /// The 6.12 series built for Debian 12 (bookworm-backports, bookworm-security).
+    #[value(name = "6.12")]
+    V6_12,
+}
+
+impl Series {
+    /// All series, oldest first.
+    pub const ALL: [Series; 2] = [Series::V6_1, Series::V6_12];
+
+    /// Short name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Series::V6_1 => "6.1",
+            Series::V6_12 => "6.12",
+        }
+    }
+
+    /// `apt-cache search` pattern of the unsigned image packages of this series.
+    fn image_pattern(self) -> &'static str {
+        match self {
+            Series::V6_1 => r"^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$",
+            Series::V6_12 => r"^linux-image-6\.12\.[0-9]+\+deb12(\.[0-9]+)?-amd64-unsigned$",
+        }
+    }
+}
+
+/// An unpacked kernel: its image and a Kbuild tree for out-of-tree modules.
+pub struct Kernel {
+    /// Release string, e.g. `6.1.0-56-amd64`.
+    pub release: String,
+    /// `vmlinuz`.
+    pub image: PathBuf,
+    /// The headers directory to pass as `KDIR`.
+    pub kdir: PathBuf,
+}
+
+fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Orders package names by the numbers in them (6.12.117 after 6.12.95).
+fn version_key(name: &str) -> Vec<u64> {
+    name.split(|c: char| !c.is_ascii_digit()).filter_map(|s| s.parse().ok()).collect()
+}
+
+/// The newest image package of `series` that apt knows.
+fn newest_image(series: Series) -> Result<String> {
+    let list = output(Command::new("apt-cache").args(["search", "--names-only", series.image_pattern()]))?;
+    list.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .max_by_key(|n| version_key(n))
+        .with_context(|| {
+            format!("no {} kernel image found by apt: run scripts/install-deps.sh (it adds bookworm-backports and runs apt-get update)", series.name())
+        })
+}
+
+/// The header packages (`linux-headers-*`, `linux-kbuild-*`) that `headers` needs.
+fn header_packages(headers: &str) -> Result<Vec<String>> {
+    let deps = output(Command::new("apt-cache").args(["depends", headers]))?;
+    let mut pkgs = vec![headers.to_string()];
+    for line in deps.lines() {
+        let line = line.trim();
+        if let Some(dep) = line.strip_prefix("Depends: ") {
+            if dep.starts_with("linux-headers-") || dep.starts_with("linux-kbuild-") {
+                pkgs.push(dep.to_string());
+            }
+        }
+    }
+    Ok(pkgs)
+}
+
+/// Resolves, downloads and unpacks the newest kernel of `series` under `cache`. Unpacked
+/// kernels are reused.
+pub fn fetch(series: Series, cache: &Path) -> Result<Kernel> {
+    let image_pkg = newest_image(series)?;
+    let release = image_pkg
+        .strip_prefix("linux-image-")
+        .and_then(|r| r.strip_suffix("-unsigned"))
+        .context("unexpected image package name")?
+        .to_string();
+    let dir = cache.join(&release);
+    let root = dir.join("root");
+    let stamp = dir.join("unpacked");
+    if !stamp.exists() {
+        eprintln!("xtask: fetching kernel {release}");
+        let debs = dir.join("debs");
+        std::fs::create_dir_all(&debs)?;
+        let mut pkgs = header_packages(&format!("linux-headers-{release}"))?;
+        pkgs.push(image_pkg.clone());
+        output(Command::new("apt-get").arg("download").args(&pkgs).current_dir(&debs))?;
+        for deb in std::fs::read_dir(&debs)? {
+            let deb = deb?.path();
+            output(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
+        }
+        std::fs::remove_dir_all(&debs)?;
+        // The headers' Makefile includes the common tree by absolute path: point it here.
+        let kdir = root.join(format!("usr/src/linux-headers-{release}"));
+        let makefile = kdir.join("Makefile");
+        let text = std::fs::read_to_string(&makefile)?;
+        let fixed = text.replace("include /usr/src/", &format!("include {}/usr/src/", root.display()));
+        std::fs::write(&makefile, fixed)?;
+        std::fs::write(&stamp, &image_pkg)?;
+    }
+    let kernel = Kernel {
+        image: root.join(format!("boot/vmlinuz-{release}")),
+        kdir: root.join(format!("usr/src/linux-headers-{release}")),
+        release,
+    };
+    if !kernel.image.exists() || !kernel.kdir.join("Makefile").exists() {
+        bail!("kernel {} is incomplete under {}: remove it and retry", kernel.release, dir.display());
+    }
+    Ok(kernel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_key;
+
+    #[test]
+    fn versions_order_numerically() {
+        let mut names = ["linux-image-6.12.95+deb12-amd64", "linux-image-6.12.117+deb12-amd64", "linux-image-6.12.90+deb12.1-amd64"];
+        names.sort_by_key(|n| version_key(n));
+        assert_eq!(names[2], "linux-image-6.12.117+deb12-amd64");
+    }
+}

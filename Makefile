@@ -20,10 +20,14 @@ KMOD_LIB := $(CURDIR)/kmod/rust/target/$(KMOD_TARGET)/release/libwasm_kmod.a
 SAMPLES_OUT := $(CURDIR)/samples/target/wasm32-unknown-unknown/release
 WASMCTL := $(CURDIR)/target/release/wasmctl
 
-.PHONY: all module rust-kmod insmod rmmod logs build-cli build-samples \
+.PHONY: all deps module rust-kmod insmod rmmod logs build-cli build-samples \
 	build-hello-world-rust-wasm load-hello-world-rust-wasm demo test check clean
 
 all: module
+
+# Packages, QEMU and Rust targets (quick when all are there).
+deps:
+	$(SUDO) scripts/install-deps.sh
 
 rust-kmod:
 	cd kmod/rust && RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(KMOD_RUSTFLAGS)" \
@@ -54,11 +58,11 @@ load-hello-world-rust-wasm:
 	$(SUDO) $(WASMCTL) load $(SAMPLES_OUT)/hello_world_rust.wasm --name hello-world
 
 # Build everything, boot Debian's kernel under QEMU, load the hello world, print the log.
-demo:
+demo: deps
 	$(CARGO) xtask demo
 
 # Static checks, unit tests, then the VM scenarios on Debian 6.1 and 6.12.
-test: check
+test: deps check
 	$(CARGO) test --workspace
 	$(CARGO) xtask vm-test
 
@@ -70,7 +74,7 @@ check: rust-kmod
 	cd kmod/rust && RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(KMOD_RUSTFLAGS)" \
 		$(CARGO) clippy --release --target $(KMOD_TARGET) -Zbuild-std=core,alloc -- -D warnings
 	cd samples && $(CARGO) clippy --release --target wasm32-unknown-unknown -- -D warnings
-	scripts/checkpatch.sh
+	$(CARGO) xtask checkpatch
 
 clean:
 	$(CARGO) clean

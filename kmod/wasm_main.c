@@ -20,37 +20,9 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
-#include <asm/irq_stack.h>
+#include <asm/asm.h>
 
-/* Implemented in Rust. */
-int wasm_rs_init(void);
-void wasm_rs_exit(void);
-void *wasm_rs_open(void);
-void wasm_rs_release(void *session);
-ssize_t wasm_rs_write(void *session, void __user *buf, size_t len);
-ssize_t wasm_rs_read(void *session, void __user *buf, size_t len);
-void wasm_rs_on_work_stack(void *job);
-
-/* Called from Rust. */
-void *wasm_shim_alloc(size_t size);
-void wasm_shim_free(void *ptr);
-void wasm_shim_log(const char *msg, size_t len);
-unsigned int wasm_shim_possible_cpus(void);
-unsigned int wasm_shim_this_cpu(void);
-bool wasm_shim_between_slices(void);
-u64 wasm_shim_now_ns(void);
-void wasm_shim_registry_lock(void);
-void wasm_shim_registry_unlock(void);
-unsigned long wasm_shim_copy_from_user(void *to, const void __user *from,
-				       unsigned long n);
-unsigned long wasm_shim_copy_to_user(void __user *to, const void *from,
-				     unsigned long n);
-void wasm_shim_stack_paint(void);
-size_t wasm_shim_stack_peak(void);
-size_t wasm_shim_stack_size(void);
-void __noreturn wasm_shim_bug(void);
-int wasm_shim_on_work_stack(void *job, size_t *peak);
-size_t wasm_shim_work_stack_size(void);
+#include "wasm_shim.h"
 
 static DEFINE_MUTEX(wasm_registry_lock);
 
@@ -153,25 +125,46 @@ size_t wasm_shim_stack_size(void)
 	return THREAD_SIZE;
 }
 
+/*
+ * A Rust panic cannot unwind (panic=abort) and has no way back: end the task
+ * as BUG() does, like Rust-for-Linux's own panic handler.
+ */
 void __noreturn wasm_shim_bug(void)
 {
 	BUG();
 }
 
-/* Calls wasm_rs_on_work_stack(job) on a fresh stack and reports how deep it went. */
+/*
+ * Calls wasm_rs_on_work_stack(job) with %rsp at tos, as call_on_stack() of
+ * <asm/irq_stack.h> does for interrupts: the old %rsp is saved in the top
+ * slot and popped back after the call.
+ */
+static void wasm_call_on_stack(unsigned long *tos, void *job)
+{
+	asm volatile("movq	%%rsp, (%[tos])\n"
+		     "movq	%[tos], %%rsp\n"
+		     "call	wasm_rs_on_work_stack\n"
+		     "popq	%%rsp\n"
+		     : [tos] "+r" (tos), "+D" (job), ASM_CALL_CONSTRAINT
+		     :
+		     : "cc", "rax", "rcx", "rdx", "rsi", "r8", "r9", "r10",
+		       "r11", "memory");
+}
+
+/* Runs wasm_rs_on_work_stack(job) on a fresh stack and reports how deep it went. */
 int wasm_shim_on_work_stack(void *job, size_t *peak)
 {
 	unsigned long *stack = vmalloc(WASM_WORK_STACK_SIZE);
-	unsigned long *end = stack + WASM_STACK_SKIP;
-	unsigned long *p;
+	unsigned long *end, *p;
 
 	if (!stack)
 		return -ENOMEM;
+	end = stack + WASM_STACK_SKIP;
 	for (p = end; p < stack + WASM_WORK_STACK_WORDS; p++)
 		*p = WASM_STACK_PAINT;
 	/* The top slot, 16-byte aligned, keeps the task's %rsp. */
 	p = stack + WASM_WORK_STACK_WORDS - 2;
-	call_on_stack(p, wasm_rs_on_work_stack, ASM_CALL_ARG1, , [arg1] "r" (job));
+	wasm_call_on_stack(p, job);
 	for (p = end; p < stack + WASM_WORK_STACK_WORDS; p++)
 		if (*p != WASM_STACK_PAINT)
 			break;

@@ -1,11 +1,23 @@
 #!/usr/bin/env bash
-# Installs everything the build and the VM tests need on a fresh Debian bookworm machine.
-# Idempotent: a second run only checks. Run as root.
+# Installs what the build and the VM tests need on a Debian 12 (bookworm) machine, as root:
+# build tools, busybox-static, clang/LLVM, QEMU from bookworm-backports, and the Rust targets.
+# Quick when everything is there already: apt runs only for missing packages.
 set -euo pipefail
 
+packages=(build-essential bc bison flex kmod cpio xz-utils zstd perl libelf-dev libssl-dev
+	busybox-static clang llvm lld dwarves)
+backports_packages=(qemu-system-x86)
+
+missing() {
+	local p
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+	done
+}
+
 backports=/etc/apt/sources.list.d/wasm-kernel-module-backports.sources
-if [ ! -f "$backports" ]; then
-	# Reuse the mirror the machine already uses for bookworm; never name a host here.
+if [ ! -f "$backports" ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+	# Reuse the mirror this machine already uses for bookworm; never name a host here.
 	mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
 	if [ -z "$mirror" ]; then
 		mirror=$(awk '$1 == "deb" && $3 ~ /^bookworm/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)
@@ -18,18 +30,31 @@ Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
+	added_backports=yes
 fi
 
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends \
-	build-essential bc bison flex kmod cpio xz-utils zstd \
-	libelf-dev libssl-dev busybox-static \
-	clang llvm lld dwarves >/dev/null
-apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
+need=$(missing "${packages[@]}")
+need_bpo=$(missing "${backports_packages[@]}")
+# The kernel packages are resolved through apt's lists: refresh them once if they are empty.
+if [ -n "$need$need_bpo" ] || [ "${added_backports:-}" = yes ] || [ -z "$(apt-cache search --names-only '^linux-image-6\.12\.' | head -1)" ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086 # word splitting of the package lists is intended
+	[ -z "$need" ] || apt-get install -y -qq --no-install-recommends $need >/dev/null
+	# shellcheck disable=SC2086
+	[ -z "$need_bpo" ] || apt-get install -y -qq --no-install-recommends -t bookworm-backports $need_bpo >/dev/null
+fi
 
 if command -v rustup >/dev/null 2>&1; then
-	rustup target add x86_64-unknown-none wasm32-unknown-unknown wasm32-wasip1 >/dev/null
-	rustup component add rust-src clippy rustfmt >/dev/null
+	installed=$(rustup target list --installed)
+	for t in x86_64-unknown-none wasm32-unknown-unknown; do
+		grep -qx "$t" <<<"$installed" || rustup target add "$t"
+	done
+	rustup component list --installed | grep -q '^rust-src' || rustup component add rust-src
+	rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+	rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+else
+	echo "install-deps: rustup not found: install Rust with rustup first" >&2
+	exit 1
 fi
-echo "install-deps: done"
+echo "install-deps: ready"

@@ -148,7 +148,10 @@ impl Output {
             "live allocations  {} ({} bytes)",
             s.live_allocations, s.live_bytes
         );
-        println!("stack size        task {}, work {}", s.stack_size, s.work_stack_size);
+        println!(
+            "stack size        task {}, work {}",
+            s.stack_size, s.work_stack_size
+        );
         for p in &s.stack {
             println!("stack peak {:<8} task {:<6} work {}", p.op, p.task, p.work);
         }

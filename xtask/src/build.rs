@@ -9,7 +9,9 @@ use std::process::Command;
 /// Runs `cmd`, streaming its output, and fails if it fails.
 pub fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: {cmd:?}");
-    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
@@ -26,10 +28,21 @@ pub struct Userland {
 
 /// Builds the kernel-independent parts: the Rust kernel library, the guests, `wasmctl`.
 pub fn userland(root: &Path) -> Result<Userland> {
-    run(Command::new("make").arg("-C").arg(root).args(["--no-print-directory", "rust-kmod", "build-samples"]))?;
+    run(Command::new("make").arg("-C").arg(root).args([
+        "--no-print-directory",
+        "rust-kmod",
+        "build-samples",
+    ]))?;
     run(Command::new("cargo")
         .current_dir(root)
-        .args(["build", "--release", "-p", "wasmctl", "--target", "x86_64-unknown-linux-gnu"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "wasmctl",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ])
         .env("RUSTFLAGS", "-Ctarget-feature=+crt-static"))?;
     Ok(Userland {
         wasmctl: root.join("target/x86_64-unknown-linux-gnu/release/wasmctl"),

@@ -13,7 +13,21 @@ pub enum Entry<'a> {
 }
 
 fn header(out: &mut Vec<u8>, ino: u32, mode: u32, name: &str, size: usize) {
-    let fields = [ino, mode, 0, 0, 1, 0, size as u32, 0, 0, 0, 0, name.len() as u32 + 1, 0];
+    let fields = [
+        ino,
+        mode,
+        0,
+        0,
+        1,
+        0,
+        size as u32,
+        0,
+        0,
+        0,
+        0,
+        name.len() as u32 + 1,
+        0,
+    ];
     out.extend_from_slice(b"070701");
     for f in fields {
         write!(out, "{f:08x}").expect("write to Vec");
@@ -24,7 +38,7 @@ fn header(out: &mut Vec<u8>, ino: u32, mode: u32, name: &str, size: usize) {
 }
 
 fn pad(out: &mut Vec<u8>) {
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }

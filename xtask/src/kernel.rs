@@ -47,7 +47,9 @@ pub struct Kernel {
 }
 
 fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("cannot run {cmd:?}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     if !out.status.success() {
         bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -56,12 +58,15 @@ fn output(cmd: &mut Command) -> Result<String> {
 
 /// Orders package names by the numbers in them (6.12.117 after 6.12.95).
 fn version_key(name: &str) -> Vec<u64> {
-    name.split(|c: char| !c.is_ascii_digit()).filter_map(|s| s.parse().ok()).collect()
+    name.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse().ok())
+        .collect()
 }
 
 /// The newest image package of `series` that apt knows.
 fn newest_image(series: Series) -> Result<String> {
-    let list = output(Command::new("apt-cache").args(["search", "--names-only", series.image_pattern()]))?;
+    let list =
+        output(Command::new("apt-cache").args(["search", "--names-only", series.image_pattern()]))?;
     list.lines()
         .filter_map(|l| l.split_whitespace().next())
         .map(str::to_string)
@@ -104,7 +109,12 @@ pub fn fetch(series: Series, cache: &Path) -> Result<Kernel> {
         std::fs::create_dir_all(&debs)?;
         let mut pkgs = header_packages(&format!("linux-headers-{release}"))?;
         pkgs.push(image_pkg.clone());
-        output(Command::new("apt-get").arg("download").args(&pkgs).current_dir(&debs))?;
+        output(
+            Command::new("apt-get")
+                .arg("download")
+                .args(&pkgs)
+                .current_dir(&debs),
+        )?;
         for deb in std::fs::read_dir(&debs)? {
             let deb = deb?.path();
             output(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
@@ -114,7 +124,10 @@ pub fn fetch(series: Series, cache: &Path) -> Result<Kernel> {
         let kdir = root.join(format!("usr/src/linux-headers-{release}"));
         let makefile = kdir.join("Makefile");
         let text = std::fs::read_to_string(&makefile)?;
-        let fixed = text.replace("include /usr/src/", &format!("include {}/usr/src/", root.display()));
+        let fixed = text.replace(
+            "include /usr/src/",
+            &format!("include {}/usr/src/", root.display()),
+        );
         std::fs::write(&makefile, fixed)?;
         std::fs::write(&stamp, &image_pkg)?;
     }
@@ -124,9 +137,60 @@ pub fn fetch(series: Series, cache: &Path) -> Result<Kernel> {
         release,
     };
     if !kernel.image.exists() || !kernel.kdir.join("Makefile").exists() {
-        bail!("kernel {} is incomplete under {}: remove it and retry", kernel.release, dir.display());
+        bail!(
+            "kernel {} is incomplete under {}: remove it and retry",
+            kernel.release,
+            dir.display()
+        );
     }
     Ok(kernel)
+}
+
+/// Files of the 6.1 kernel source tree (from Debian's `linux-source-6.1`) that the build
+/// tools need.
+const SOURCE_MEMBERS: [&str; 3] = [
+    "scripts/checkpatch.pl",
+    "scripts/spelling.txt",
+    "scripts/const_structs.checkpatch",
+];
+
+/// Unpacks [`SOURCE_MEMBERS`] of Debian's `linux-source-6.1` under `cache` (once) and returns
+/// the tree's root.
+pub fn source_tree(cache: &Path) -> Result<PathBuf> {
+    let dir = cache.join("linux-source-6.1");
+    let tree = dir.join("linux-source-6.1");
+    let stamp = dir.join("unpacked");
+    if stamp.exists() {
+        return Ok(tree);
+    }
+    eprintln!("xtask: fetching linux-source-6.1 for the kernel's scripts");
+    let debs = dir.join("debs");
+    std::fs::create_dir_all(&debs)?;
+    output(
+        Command::new("apt-get")
+            .args(["download", "linux-source-6.1"])
+            .current_dir(&debs),
+    )?;
+    let deb = std::fs::read_dir(&debs)?
+        .next()
+        .context("apt-get download left no package")??
+        .path();
+    output(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&debs))?;
+    let members: Vec<String> = SOURCE_MEMBERS
+        .iter()
+        .map(|m| format!("linux-source-6.1/{m}"))
+        .collect();
+    output(
+        Command::new("tar")
+            .arg("-xJf")
+            .arg(debs.join("usr/src/linux-source-6.1.tar.xz"))
+            .arg("-C")
+            .arg(&dir)
+            .args(&members),
+    )?;
+    std::fs::remove_dir_all(&debs)?;
+    std::fs::write(&stamp, "")?;
+    Ok(tree)
 }
 
 #[cfg(test)]
@@ -135,7 +199,11 @@ mod tests {
 
     #[test]
     fn versions_order_numerically() {
-        let mut names = ["linux-image-6.12.95+deb12-amd64", "linux-image-6.12.117+deb12-amd64", "linux-image-6.12.90+deb12.1-amd64"];
+        let mut names = [
+            "linux-image-6.12.95+deb12-amd64",
+            "linux-image-6.12.117+deb12-amd64",
+            "linux-image-6.12.90+deb12.1-amd64",
+        ];
         names.sort_by_key(|n| version_key(n));
         assert_eq!(names[2], "linux-image-6.12.117+deb12-amd64");
     }

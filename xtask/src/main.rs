@@ -10,7 +10,7 @@ mod cpio;
 mod kernel;
 mod vm;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use kernel::{Kernel, Series};
 use std::path::{Path, PathBuf};
@@ -39,6 +39,8 @@ enum Task {
     },
     /// Download and unpack the kernels only.
     Kernels,
+    /// Check the C shim with the kernel's checkpatch.pl.
+    Checkpatch,
 }
 
 const TESTS: &str = include_str!("../guest/tests.sh");
@@ -46,7 +48,10 @@ const DEMO: &str = include_str!("../guest/demo.sh");
 const VM_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn main() {
@@ -71,7 +76,11 @@ fn prepare(root: &Path, series: &[Series]) -> Result<(build::Userland, Vec<Prepa
         let kernel = kernel::fetch(*s, &vm_dir.join("kernels"))?;
         let dir = vm_dir.join(&kernel.release);
         let module = build::module(root, &kernel, &dir.join("kmod"))?;
-        prepared.push(Prepared { kernel, module, dir });
+        prepared.push(Prepared {
+            kernel,
+            module,
+            dir,
+        });
     }
     Ok((userland, prepared))
 }
@@ -80,7 +89,10 @@ fn payload(userland: &build::Userland, p: &Prepared, scenario: &'static str) -> 
     vm::Payload {
         module: p.module.clone(),
         wasmctl: userland.wasmctl.clone(),
-        guests: ["hello_world_rust.wasm", "probe.wasm"].iter().map(|g| userland.guests.join(g)).collect(),
+        guests: ["hello_world_rust.wasm", "probe.wasm"]
+            .iter()
+            .map(|g| userland.guests.join(g))
+            .collect(),
         scenario,
     }
 }
@@ -95,12 +107,32 @@ fn execute(task: Task) -> Result<()> {
             }
             Ok(())
         }
+        Task::Checkpatch => checkpatch(&root),
         Task::Demo { kernel } => demo(&root, kernel),
         Task::VmTest { kernel } => {
-            let series = if kernel.is_empty() { Series::ALL.to_vec() } else { kernel };
+            let series = if kernel.is_empty() {
+                Series::ALL.to_vec()
+            } else {
+                kernel
+            };
             vm_test(&root, &series)
         }
     }
+}
+
+fn checkpatch(root: &Path) -> Result<()> {
+    let tree = kernel::source_tree(&root.join("target/vm/kernels"))?;
+    let files = ["kmod/wasm_main.c", "kmod/wasm_shim.h", "kmod/Kbuild"];
+    build::run(
+        std::process::Command::new("perl")
+            .arg(tree.join("scripts/checkpatch.pl"))
+            .args(["--no-tree", "--quiet", "-f"])
+            .args(files)
+            .current_dir(root),
+    )
+    .context("checkpatch found style problems in the C shim")?;
+    println!("checkpatch: {} clean", files.join(", "));
+    Ok(())
 }
 
 fn demo(root: &Path, series: Series) -> Result<()> {
@@ -119,7 +151,10 @@ fn demo(root: &Path, series: Series) -> Result<()> {
     }
     let bad = vm::bad_lines(&console);
     if !console.contains("Hello, world!") || !bad.is_empty() {
-        bail!("the demo did not reach \"Hello, world!\" cleanly; see {}", p.dir.join("console-demo.log").display());
+        bail!(
+            "the demo did not reach \"Hello, world!\" cleanly; see {}",
+            p.dir.join("console-demo.log").display()
+        );
     }
     Ok(())
 }
@@ -133,13 +168,29 @@ struct Outcome {
 
 fn evaluate(release: &str, console: &str) -> Outcome {
     let mut failed: Vec<String> = Vec::new();
-    let passed = console.lines().filter(|l| l.starts_with("VMTEST PASS ")).count();
-    failed.extend(console.lines().filter(|l| l.starts_with("VMTEST FAIL ")).map(str::to_string));
+    let passed = console
+        .lines()
+        .filter(|l| l.starts_with("VMTEST PASS "))
+        .count();
+    failed.extend(
+        console
+            .lines()
+            .filter(|l| l.starts_with("VMTEST FAIL "))
+            .map(str::to_string),
+    );
     if !console.lines().any(|l| l.starts_with("VMTEST SUMMARY ")) {
         failed.push("the scenario script did not finish".to_string());
     }
-    failed.extend(vm::bad_lines(console).iter().map(|l| format!("kernel log: {l}")));
-    Outcome { release: release.to_string(), passed, failed }
+    failed.extend(
+        vm::bad_lines(console)
+            .iter()
+            .map(|l| format!("kernel log: {l}")),
+    );
+    Outcome {
+        release: release.to_string(),
+        passed,
+        failed,
+    }
 }
 
 fn vm_test(root: &Path, series: &[Series]) -> Result<()> {
@@ -167,7 +218,12 @@ fn vm_test(root: &Path, series: &[Series]) -> Result<()> {
     for run in runs {
         match run.join() {
             Ok(Ok(o)) => {
-                println!("vm-test: kernel {}: {} passed, {} failed", o.release, o.passed, o.failed.len());
+                println!(
+                    "vm-test: kernel {}: {} passed, {} failed",
+                    o.release,
+                    o.passed,
+                    o.failed.len()
+                );
                 for f in &o.failed {
                     println!("vm-test:   {f}");
                 }
@@ -200,6 +256,9 @@ mod tests {
         assert_eq!(o.passed, 1);
         assert_eq!(o.failed.len(), 2);
         let o = evaluate("k", "VMTEST PASS a\n");
-        assert_eq!(o.failed, vec!["the scenario script did not finish".to_string()]);
+        assert_eq!(
+            o.failed,
+            vec!["the scenario script did not finish".to_string()]
+        );
     }
 }

@@ -35,13 +35,24 @@ const INIT: &str = include_str!("../guest/init.sh");
 
 /// Writes the initramfs for `payload` to `out`.
 pub fn initramfs(payload: &Payload, out: &Path) -> Result<()> {
-    let busybox = std::fs::read("/bin/busybox").context("cannot read /bin/busybox: install busybox-static")?;
-    let module = std::fs::read(&payload.module).with_context(|| format!("cannot read {}", payload.module.display()))?;
-    let wasmctl = std::fs::read(&payload.wasmctl).with_context(|| format!("cannot read {}", payload.wasmctl.display()))?;
+    let busybox = std::fs::read("/bin/busybox")
+        .context("cannot read /bin/busybox: install busybox-static")?;
+    let module = std::fs::read(&payload.module)
+        .with_context(|| format!("cannot read {}", payload.module.display()))?;
+    let wasmctl = std::fs::read(&payload.wasmctl)
+        .with_context(|| format!("cannot read {}", payload.wasmctl.display()))?;
     let mut guests = Vec::new();
     for g in &payload.guests {
-        let name = format!("guests/{}", g.file_name().and_then(|n| n.to_str()).context("guest name")?);
-        guests.push((name, std::fs::read(g).with_context(|| format!("cannot read {}", g.display()))?));
+        let name = format!(
+            "guests/{}",
+            g.file_name()
+                .and_then(|n| n.to_str())
+                .context("guest name")?
+        );
+        guests.push((
+            name,
+            std::fs::read(g).with_context(|| format!("cannot read {}", g.display()))?,
+        ));
     }
     let mut entries = vec![
         Entry::Dir("bin"),
@@ -67,7 +78,17 @@ pub fn initramfs(payload: &Payload, out: &Path) -> Result<()> {
 /// Fails if QEMU does not power off within `timeout`.
 pub fn boot(image: &Path, initrd: &Path, timeout: Duration) -> Result<String> {
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-m", "512", "-smp", "2", "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio"])
+        .args([
+            "-m",
+            "512",
+            "-smp",
+            "2",
+            "-nographic",
+            "-no-reboot",
+            "-nodefaults",
+            "-serial",
+            "stdio",
+        ])
         .arg("-kernel")
         .arg(image)
         .arg("-initrd")
@@ -135,8 +156,12 @@ mod tests {
 
     #[test]
     fn log_markers_and_bad_patterns() {
-        let console = "boot\nVM: dmesg begin\n[1.0] wasm: x\n[2.0] WARNING: at foo\nVM: dmesg end\nbye";
-        assert_eq!(kernel_log(console), vec!["[1.0] wasm: x", "[2.0] WARNING: at foo"]);
+        let console =
+            "boot\nVM: dmesg begin\n[1.0] wasm: x\n[2.0] WARNING: at foo\nVM: dmesg end\nbye";
+        assert_eq!(
+            kernel_log(console),
+            vec!["[1.0] wasm: x", "[2.0] WARNING: at foo"]
+        );
         assert_eq!(bad_lines(console), vec!["[2.0] WARNING: at foo"]);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
-use wasm_engine::{Host, LoadSpec, Limits, Registry, Value};
+use wasm_engine::{Host, Limits, LoadSpec, Registry, Value};
 
 struct Counting;
 static LIVE: AtomicI64 = AtomicI64::new(0);
@@ -48,11 +48,24 @@ fn load_call_unload_leaves_nothing_behind() {
     )
     .unwrap();
     let mut reg = Registry::<QuietHost>::new();
-    let spec = LoadSpec { name: "m", wasm: &wasm, entrypoint: None, limits: Limits { fuel: 3_000_000, memory: 0 } };
+    let spec = LoadSpec {
+        name: "m",
+        wasm: &wasm,
+        entrypoint: None,
+        limits: Limits {
+            fuel: 3_000_000,
+            memory: 0,
+        },
+    };
     let before = LIVE.load(SeqCst);
     for _ in 0..3 {
         let m = reg.load(&spec).unwrap();
-        assert_eq!(m.call(0, "add", &[Value::I32(1), Value::I32(2)]).unwrap().results, vec![Value::I32(3)]);
+        assert_eq!(
+            m.call(0, "add", &[Value::I32(1), Value::I32(2)])
+                .unwrap()
+                .results,
+            vec![Value::I32(3)]
+        );
         assert!(m.call(1, "spin", &[]).is_err());
         assert!(reg.load(&spec).is_err());
         drop(m);

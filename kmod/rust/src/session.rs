@@ -34,12 +34,11 @@ fn with_registry<R>(f: impl FnOnce(&mut Registry<KernelHost>) -> R) -> R {
 
 /// Frees every module (module exit). Returns how many there were.
 pub fn unload_all() -> usize {
-    let modules = with_registry(|r| {
+    with_registry(|r| {
         let n = r.len();
         r.clear();
         n
-    });
-    modules
+    })
 }
 
 /// Request kinds, for the stack statistics.
@@ -163,7 +162,10 @@ impl Session {
     fn handle_frame(buf: UserPtr, len: usize) -> Result<(Response, usize, usize), Response> {
         if len > MAX_REQUEST_LEN {
             let e = FrameError::TooLarge;
-            return Err(error_response(e.errno(), format!("request of {len} bytes: {e}")));
+            return Err(error_response(
+                e.errno(),
+                format!("request of {len} bytes: {e}"),
+            ));
         }
         let mut frame = Vec::new();
         frame
@@ -171,7 +173,10 @@ impl Session {
             .map_err(|_| error_response(errno::ENOMEM, "out of memory".to_string()))?;
         frame.resize(len, 0);
         if !ffi::copy_from_user(&mut frame, buf) {
-            return Err(error_response(errno::EFAULT, "bad request buffer".to_string()));
+            return Err(error_response(
+                errno::EFAULT,
+                "bad request buffer".to_string(),
+            ));
         }
         let req = wasm_proto::decode::<Request<'_>>(&frame)
             .map_err(|e| error_response(e.errno(), e.to_string()))?;

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The interface between the C shim (wasm_main.c) and the Rust half of
+ * wasm.ko (rust/src). Rust declares the same functions in rust/src/ffi.rs
+ * (wasm_shim_*) and rust/src/lib.rs (wasm_rs_*).
+ */
+#ifndef WASM_SHIM_H
+#define WASM_SHIM_H
+
+#include <linux/compiler.h>
+#include <linux/types.h>
+
+/* Implemented in Rust, called by the shim. */
+int wasm_rs_init(void);
+void wasm_rs_exit(void);
+void *wasm_rs_open(void);
+void wasm_rs_release(void *session);
+ssize_t wasm_rs_write(void *session, void __user *buf, size_t len);
+ssize_t wasm_rs_read(void *session, void __user *buf, size_t len);
+void wasm_rs_on_work_stack(void *job);
+
+/* Implemented by the shim, called from Rust. */
+void *wasm_shim_alloc(size_t size);
+void wasm_shim_free(void *ptr);
+void wasm_shim_log(const char *msg, size_t len);
+unsigned int wasm_shim_possible_cpus(void);
+unsigned int wasm_shim_this_cpu(void);
+bool wasm_shim_between_slices(void);
+u64 wasm_shim_now_ns(void);
+void wasm_shim_registry_lock(void);
+void wasm_shim_registry_unlock(void);
+unsigned long wasm_shim_copy_from_user(void *to, const void __user *from,
+				       unsigned long n);
+unsigned long wasm_shim_copy_to_user(void __user *to, const void *from,
+				     unsigned long n);
+void wasm_shim_stack_paint(void);
+size_t wasm_shim_stack_peak(void);
+size_t wasm_shim_stack_size(void);
+void __noreturn wasm_shim_bug(void);
+int wasm_shim_on_work_stack(void *job, size_t *peak);
+size_t wasm_shim_work_stack_size(void);
+
+#endif /* WASM_SHIM_H */

@@ -53,10 +53,13 @@ pub fn userland(root: &Path) -> Result<Userland> {
 /// Builds `wasm.ko` for `kernel` in its own directory (so kernels can build side by side).
 pub fn module(root: &Path, kernel: &Kernel, out: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(out)?;
-    for f in ["Kbuild", "wasm_main.c"] {
-        let src = root.join("kmod").join(f);
-        let dst = out.join(f);
-        if std::fs::read(&src)? != std::fs::read(&dst).unwrap_or_default() {
+    for entry in std::fs::read_dir(root.join("kmod"))? {
+        let src = entry?.path();
+        let name = src.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let is_source = name == "Kbuild" || name.ends_with(".c") || name.ends_with(".h");
+        let dst = out.join(name);
+        // Copy only what changed, so Kbuild rebuilds only what it must.
+        if is_source && std::fs::read(&src)? != std::fs::read(&dst).unwrap_or_default() {
             std::fs::copy(&src, &dst)?;
         }
     }

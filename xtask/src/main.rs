@@ -143,6 +143,14 @@ fn demo(root: &Path, series: Series) -> Result<()> {
     eprintln!("xtask: booting {} under QEMU", p.kernel.release);
     let console = vm::boot(&p.kernel.image, &initrd, VM_TIMEOUT)?;
     std::fs::write(p.dir.join("console-demo.log"), &console)?;
+    println!("VM console (wasmctl):");
+    for line in console
+        .lines()
+        .skip_while(|l| !l.starts_with("VM: kernel"))
+        .take_while(|l| !l.starts_with("VM: dmesg begin"))
+    {
+        println!("  {line}");
+    }
     println!("Kernel log of Debian {} with wasm.ko:", p.kernel.release);
     for line in vm::kernel_log(&console) {
         if line.contains("wasm") || line.contains("Hello") {

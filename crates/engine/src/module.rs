@@ -11,7 +11,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use wasm_proto::{FuncSig, InstanceInfo, Limits, ModuleInfo, ValType, Value};
+use wasm_proto::{FuncSig, InstanceInfo, Limits, ModuleInfo, ValType, Value, MAX_VALUES};
 use wasmi::{
     Engine, ExternType, Func, Linker, Module, ResumableCall, Store, StoreLimitsBuilder, Val,
 };
@@ -261,6 +261,11 @@ impl Slot {
             .get_func(&inst.store, function)
             .ok_or_else(|| Error::NoFunction(function.to_string()))?;
         let ty = sig(String::new(), &func.ty(&inst.store));
+        if ty.params.len() > MAX_VALUES || ty.results.len() > MAX_VALUES {
+            return Err(Error::Arguments(format!(
+                "{function} has more than {MAX_VALUES} parameters or results"
+            )));
+        }
         let given: Vec<ValType> = args.iter().map(Value::ty).collect();
         if given != ty.params || ty.results.contains(&ValType::Other) {
             return Err(Error::Arguments(format!(

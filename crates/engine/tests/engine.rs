@@ -338,3 +338,16 @@ fn debug_out_of_bounds_traps() {
     let e = reg.load(&spec("oob", &bin)).unwrap_err();
     assert_eq!(e.errno(), 14, "{e}");
 }
+
+#[test]
+fn functions_with_too_many_values_are_refused() {
+    let mut reg = Registry::<TestHost>::new();
+    let params = "i32 ".repeat(17);
+    let bin = wasm(&format!(
+        r#"(module (func (export "wide") (param {params})))"#
+    ));
+    let m = reg.load(&spec("wide", &bin)).unwrap();
+    let args = vec![Value::I32(0); 17];
+    let e = m.call(0, "wide", &args).unwrap_err();
+    assert!(e.to_string().contains("more than 16"), "{e}");
+}

@@ -34,6 +34,9 @@ struct LimitArgs {
     /// Fuel (about one unit per executed instruction) allowed to each call [default: 100000000].
     #[arg(long)]
     fuel: Option<u64>,
+    /// Fuel allowed to each call from an eBPF program, which runs in one piece [default: 1000000].
+    #[arg(long)]
+    bpf_fuel: Option<u64>,
     /// Largest linear memory of each instance, in bytes; suffixes K, M, G [default: 64M].
     #[arg(long, value_parser = args::parse_size)]
     memory: Option<u64>,
@@ -43,6 +46,7 @@ impl LimitArgs {
     fn limits(self) -> Limits {
         Limits {
             fuel: self.fuel.unwrap_or(0),
+            bpf_fuel: self.bpf_fuel.unwrap_or(0),
             memory: self.memory.unwrap_or(0),
         }
     }

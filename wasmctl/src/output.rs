@@ -83,6 +83,7 @@ impl Output {
                         "wasm_size": m.wasm_size,
                         "entrypoint": m.entrypoint,
                         "fuel_per_call": m.limits.fuel,
+                        "bpf_fuel_per_call": m.limits.bpf_fuel,
                         "memory_limit": m.limits.memory,
                         "exports": m.exports.iter().map(sig_json).collect::<Vec<_>>(),
                         "imports": m.imports.iter().map(sig_json).collect::<Vec<_>>(),
@@ -101,7 +102,7 @@ impl Output {
         }
         for m in modules {
             println!(
-                "{}  ({} bytes, entrypoint {}, fuel/call {}, memory limit {} bytes)",
+                "{}  ({} bytes, entrypoint {}, fuel/call {}, eBPF fuel/call {}, memory limit {} bytes)",
                 m.name,
                 m.wasm_size,
                 if m.entrypoint.is_empty() {
@@ -110,6 +111,7 @@ impl Output {
                     &m.entrypoint
                 },
                 m.limits.fuel,
+                m.limits.bpf_fuel,
                 m.limits.memory
             );
             for i in &m.imports {

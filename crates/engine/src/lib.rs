@@ -18,13 +18,15 @@ extern crate alloc;
 mod error;
 mod host_api;
 mod module;
+mod raw;
 mod registry;
 mod slot;
 
 pub use slot::{TryGuard, TryLock};
 
 pub use error::Error;
-pub use module::{LoadSpec, LoadedModule};
+pub use module::{CallOutcome, LoadSpec, LoadedModule};
+pub use raw::RawError;
 pub use registry::Registry;
 pub use wasm_proto::{FuncSig, InstanceInfo, Limits, ModuleInfo, ValType, Value};
 
@@ -32,8 +34,16 @@ pub use wasm_proto::{FuncSig, InstanceInfo, Limits, ModuleInfo, ValType, Value};
 pub const DEFAULT_FUEL: u64 = 100_000_000;
 /// Fuel consumed between two calls to [`Host::between_slices`].
 pub const FUEL_SLICE: u64 = 1_000_000;
+/// Fuel given to one call from eBPF when the load request does not say. eBPF calls run in
+/// one piece (they may not reschedule), so this budget bounds their time.
+pub const DEFAULT_BPF_FUEL: u64 = 1_000_000;
 /// Largest linear memory of one instance when the load request does not say.
 pub const DEFAULT_MEMORY: u64 = 64 << 20;
+/// Largest memory limit a load request may ask for.
+pub const MAX_MEMORY: u64 = 1 << 30;
+/// Bytes of Wasm value stack each instance allocates up front, so calls from eBPF programs
+/// find it ready (deeper calls grow it).
+pub const MIN_STACK_HEIGHT: usize = 64 << 10;
 /// Most table elements of one instance.
 pub const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// Deepest Wasm call nesting. Guest frames live on wasmi's heap stack, not the kernel stack.

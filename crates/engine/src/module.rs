@@ -3,7 +3,8 @@
 use crate::host_api::{self, InstanceData};
 use crate::slot::TryLock;
 use crate::{
-    Error, Host, DEFAULT_FUEL, DEFAULT_MEMORY, FUEL_SLICE, MAX_RECURSION_DEPTH, MAX_TABLE_ELEMENTS,
+    Error, Host, DEFAULT_BPF_FUEL, DEFAULT_FUEL, DEFAULT_MEMORY, FUEL_SLICE, MAX_MEMORY,
+    MAX_RECURSION_DEPTH, MAX_TABLE_ELEMENTS, MIN_STACK_HEIGHT,
 };
 use alloc::boxed::Box;
 use alloc::format;
@@ -44,18 +45,22 @@ pub struct CallOutcome {
 }
 
 /// One instance and its store.
-struct Instance {
-    store: Store<InstanceData>,
+pub(crate) struct Instance {
+    pub(crate) store: Store<InstanceData>,
     instance: wasmi::Instance,
+    /// Exported functions, in the order of [`LoadedModule::exports`].
+    pub(crate) funcs: Vec<Option<Func>>,
+    /// The guest's buffer for buffer calls: `(address, size)` in linear memory.
+    pub(crate) buffer: Option<(usize, usize)>,
 }
 
 /// A per-CPU instance with its counters. Counters are read without taking the instance.
-struct Slot {
-    state: TryLock<Instance>,
-    calls: AtomicU64,
-    traps: AtomicU64,
-    fuel_used: AtomicU64,
-    memory: AtomicU64,
+pub(crate) struct Slot {
+    pub(crate) state: TryLock<Instance>,
+    pub(crate) calls: AtomicU64,
+    pub(crate) traps: AtomicU64,
+    pub(crate) fuel_used: AtomicU64,
+    pub(crate) memory: AtomicU64,
 }
 
 /// A loaded module: compiled once, instantiated once per CPU.
@@ -157,13 +162,15 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, Error> {
 
 /// Creates one instance. Out of line for the same reason as [`compile`].
 #[inline(never)]
-fn instantiate(
+fn instantiate<H: Host>(
     engine: &Engine,
-    linker: &Linker<InstanceData>,
     module: &Module,
     cpu: u32,
     limits: &Limits,
+    exports: &[FuncSig],
 ) -> Result<Instance, Error> {
+    let mut linker = Linker::new(engine);
+    host_api::define::<H>(&mut linker).map_err(|e| Error::Link(e.to_string()))?;
     let store_limits = StoreLimitsBuilder::new()
         .memory_size(usize::try_from(limits.memory).unwrap_or(usize::MAX))
         .table_elements(MAX_TABLE_ELEMENTS)
@@ -189,11 +196,67 @@ fn instantiate(
             wasmi::errors::ErrorKind::Instantiation(i) => Error::Memory(i.to_string()),
             _ => run_error(&e, START_FUEL.min(limits.fuel)),
         })?;
-    Ok(Instance { store, instance })
+    let funcs = exports
+        .iter()
+        .map(|e| instance.get_func(&store, &e.name))
+        .collect();
+    // Warm-up: a first call makes the engine allocate and cache its execution stack, so later
+    // calls (from any context) find it ready instead of allocating.
+    Func::wrap(&mut store, || {})
+        .call(&mut store, &[], &mut [])
+        .map_err(|e| Error::Trap(e.to_string()))?;
+    let mut inst = Instance {
+        store,
+        instance,
+        funcs,
+        buffer: None,
+    };
+    inst.buffer = inst.find_buffer()?;
+    Ok(inst)
 }
 
 impl Instance {
-    fn memory_size(&self) -> u64 {
+    /// The guest's linear memory, if it exports one as `memory`.
+    pub(crate) fn memory(&self) -> Option<wasmi::Memory> {
+        self.instance.get_memory(&self.store, "memory")
+    }
+
+    /// Asks the guest where its buffer is: the exports `bpf_buffer() -> i32` (address) and
+    /// `bpf_buffer_size() -> i32` (bytes). Both or neither must be exported.
+    fn find_buffer(&mut self) -> Result<Option<(usize, usize)>, Error> {
+        let get = |inst: &mut Self, name: &str| -> Result<Option<usize>, Error> {
+            let Some(f) = inst.instance.get_func(&inst.store, name) else {
+                return Ok(None);
+            };
+            let f = f
+                .typed::<(), i32>(&inst.store)
+                .map_err(|_| Error::Arguments(format!("{name} must have type () -> i32")))?;
+            inst.store
+                .set_fuel(FUEL_SLICE)
+                .map_err(|e| Error::Trap(e.to_string()))?;
+            let v = f
+                .call(&mut inst.store, ())
+                .map_err(|e| run_error(&e, FUEL_SLICE))?;
+            Ok(Some(v as u32 as usize))
+        };
+        match (get(self, "bpf_buffer")?, get(self, "bpf_buffer_size")?) {
+            (None, None) => Ok(None),
+            (Some(addr), Some(size)) => {
+                let memory = self.memory().map_or(0, |m| m.data_size(&self.store));
+                if addr.checked_add(size).is_none_or(|end| end > memory) {
+                    return Err(Error::Arguments(format!(
+                        "bpf_buffer {addr:#x}..+{size} is outside linear memory ({memory} bytes)"
+                    )));
+                }
+                Ok(Some((addr, size)))
+            }
+            _ => Err(Error::Arguments(
+                "a guest exports both bpf_buffer and bpf_buffer_size, or neither".to_string(),
+            )),
+        }
+    }
+
+    pub(crate) fn memory_size(&self) -> u64 {
         self.instance
             .get_memory(&self.store, "memory")
             .map_or(0, |m| m.data_size(&self.store) as u64)
@@ -313,22 +376,29 @@ impl<H: Host> LoadedModule<H> {
     /// a limit. Nothing is kept on error.
     pub fn load(spec: &LoadSpec<'_>) -> Result<Self, Error> {
         check_name(spec.name)?;
+        let or = |v: u64, default: u64| if v == 0 { default } else { v };
         let limits = Limits {
-            fuel: if spec.limits.fuel == 0 {
-                DEFAULT_FUEL
-            } else {
-                spec.limits.fuel
-            },
-            memory: if spec.limits.memory == 0 {
-                DEFAULT_MEMORY
-            } else {
-                spec.limits.memory
-            },
+            fuel: or(spec.limits.fuel, DEFAULT_FUEL),
+            bpf_fuel: or(spec.limits.bpf_fuel, DEFAULT_BPF_FUEL),
+            memory: or(spec.limits.memory, DEFAULT_MEMORY),
         };
+        if limits.memory > MAX_MEMORY {
+            return Err(Error::Memory(format!(
+                "a memory limit of {} bytes is above the maximum of {MAX_MEMORY}",
+                limits.memory
+            )));
+        }
         let mut config = wasmi::Config::default();
         config
             .consume_fuel(true)
             .set_max_recursion_depth(MAX_RECURSION_DEPTH);
+        config.set_min_stack_height(MIN_STACK_HEIGHT);
+        // Translate every function at load: wasmi's default translates lazily on first call,
+        // which would allocate and use deep stack frames on the call path (even from eBPF).
+        config.compilation_mode(wasmi::CompilationMode::Eager);
+        // Every instance gets its own engine: wasmi's engine locks (its stack pool) are then
+        // only ever taken by the holder of that instance, so a call from an interrupt can never
+        // spin on a lock held by the code it interrupted.
         let engine = Engine::new(&config);
         let module = compile(&engine, spec.wasm)?;
 
@@ -386,15 +456,22 @@ impl<H: Host> LoadedModule<H> {
             }
         };
 
-        let mut linker = Linker::new(&engine);
-        host_api::define::<H>(&mut linker).map_err(|e| Error::Link(e.to_string()))?;
         let cpus = H::cpu_count().max(1);
         let mut slots = Vec::new();
         slots
             .try_reserve_exact(cpus)
             .map_err(|_| Error::Memory("out of memory".to_string()))?;
+        let mut first = Some((engine, module));
         for cpu in 0..cpus as u32 {
-            let inst = instantiate(&engine, &linker, &module, cpu, &limits)?;
+            let (engine, module) = match first.take() {
+                Some(compiled) => compiled,
+                None => {
+                    let engine = Engine::new(&config);
+                    let module = compile(&engine, spec.wasm)?;
+                    (engine, module)
+                }
+            };
+            let inst = instantiate::<H>(&engine, &module, cpu, &limits, &exports)?;
             slots.push(Slot {
                 memory: AtomicU64::new(inst.memory_size()),
                 state: TryLock::new(inst),
@@ -437,6 +514,16 @@ impl<H: Host> LoadedModule<H> {
             }
         }
         Ok(self.entry_result)
+    }
+
+    /// The limits in force (defaults filled in).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The instance of `cpu`.
+    pub(crate) fn slot(&self, cpu: usize) -> Option<&Slot> {
+        self.slots.get(cpu)
     }
 
     /// The module's registry name.

@@ -1,21 +1,37 @@
-//! Loading and unloading returns every allocation: checked with a counting global allocator.
+//! Allocation behaviour, checked with a counting global allocator: unloading returns every
+//! allocation, and steady-state raw calls (the eBPF path) allocate nothing.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
+use std::cell::Cell;
 use wasm_engine::{Host, Limits, LoadSpec, Registry, Value};
 
 struct Counting;
-static LIVE: AtomicI64 = AtomicI64::new(0);
+
+thread_local! {
+    /// Live allocations made by this thread (each test runs on a thread of its own).
+    static LIVE: Cell<i64> = const { Cell::new(0) };
+    /// Allocations ever made by this thread.
+    static MADE: Cell<u64> = const { Cell::new(0) };
+}
+
+fn live() -> i64 {
+    LIVE.with(Cell::get)
+}
+
+fn made() -> u64 {
+    MADE.with(Cell::get)
+}
 
 // SAFETY: forwards to the system allocator, only counting.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(1, SeqCst);
+        LIVE.with(|l| l.set(l.get() + 1));
+        MADE.with(|m| m.set(m.get() + 1));
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(1, SeqCst);
+        LIVE.with(|l| l.set(l.get() - 1));
         // SAFETY: same contract as ours.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -48,16 +64,18 @@ fn load_call_unload_leaves_nothing_behind() {
     )
     .unwrap();
     let mut reg = Registry::<QuietHost>::new();
+    let limits = Limits {
+        fuel: 3_000_000,
+        bpf_fuel: 0,
+        memory: 0,
+    };
     let spec = LoadSpec {
         name: "m",
         wasm: &wasm,
         entrypoint: None,
-        limits: Limits {
-            fuel: 3_000_000,
-            memory: 0,
-        },
+        limits,
     };
-    let before = LIVE.load(SeqCst);
+    let before = live();
     for _ in 0..3 {
         let m = reg.load(&spec).unwrap();
         assert_eq!(
@@ -70,6 +88,48 @@ fn load_call_unload_leaves_nothing_behind() {
         assert!(reg.load(&spec).is_err());
         drop(m);
         reg.remove("m").unwrap();
-        assert_eq!(LIVE.load(SeqCst), before, "allocations left after unload");
+        assert_eq!(live(), before, "allocations left after unload");
     }
+}
+
+#[test]
+fn steady_state_raw_calls_do_not_allocate() {
+    let wasm = wat::parse_str(
+        r#"(module (memory (export "memory") 1)
+            (func (export "bpf_buffer") (result i32) (i32.const 0))
+            (func (export "bpf_buffer_size") (result i32) (i32.const 256))
+            (func $fib (export "fib") (param i64) (result i64)
+              (if (result i64) (i64.lt_u (local.get 0) (i64.const 2)) (then (local.get 0))
+                (else (i64.add (call $fib (i64.sub (local.get 0) (i64.const 1)))
+                               (call $fib (i64.sub (local.get 0) (i64.const 2)))))))
+            (func (export "len") (param i32) (result i32) (local.get 0)))"#,
+    )
+    .unwrap();
+    let mut reg = Registry::<QuietHost>::new();
+    let spec = LoadSpec {
+        name: "m",
+        wasm: &wasm,
+        entrypoint: None,
+        limits: Limits::default(),
+    };
+    let m = reg.load(&spec).unwrap();
+    let (fib, len) = (
+        m.export_index(b"fib").unwrap(),
+        m.export_index(b"len").unwrap(),
+    );
+    let mut res = [0u64; 1];
+    let mut buf = [7u8; 200];
+    // The first call at a new depth may grow the cached stack; after that, nothing.
+    for cpu in [0, 1] {
+        m.call_raw(cpu, fib, &[15], &mut res).unwrap();
+    }
+    let before = made();
+    for cpu in [0, 1] {
+        for _ in 0..100 {
+            assert_eq!(m.call_raw(cpu, fib, &[15], &mut res), Ok(1));
+            assert_eq!(res[0], 610);
+            assert_eq!(m.call_buffer(cpu, len, &mut buf), Ok(200));
+        }
+    }
+    assert_eq!(made(), before, "raw calls allocated");
 }

@@ -1,7 +1,7 @@
 //! Engine behaviour under a user-space host that records what guests log.
 
 use std::cell::{Cell, RefCell};
-use wasm_engine::{Error, Host, Limits, LoadSpec, Registry, Value};
+use wasm_engine::{Error, Host, Limits, LoadSpec, RawError, Registry, Value};
 
 thread_local! {
     static LOG: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
@@ -162,6 +162,7 @@ fn endless_guest_runs_out_of_fuel_and_instance_stays_usable() {
     let bin = wasm(MATHS);
     let limits = Limits {
         fuel: 5_000_000,
+        bpf_fuel: 0,
         memory: 0,
     };
     let m = reg
@@ -261,6 +262,7 @@ fn memory_cap_is_enforced() {
     );
     let limits = Limits {
         fuel: 0,
+        bpf_fuel: 0,
         memory: 2 * 65536,
     };
     let e = reg
@@ -272,6 +274,7 @@ fn memory_cap_is_enforced() {
     assert_eq!(e.errno(), 12, "{e}");
     let limits = Limits {
         fuel: 0,
+        bpf_fuel: 0,
         memory: 5 * 65536,
     };
     let m = reg
@@ -350,4 +353,119 @@ fn functions_with_too_many_values_are_refused() {
     let args = vec![Value::I32(0); 17];
     let e = m.call(0, "wide", &args).unwrap_err();
     assert!(e.to_string().contains("more than 16"), "{e}");
+}
+
+const BPF: &str = r#"(module
+  (memory (export "memory") 1)
+  (global $calls (mut i64) (i64.const 0))
+  (func (export "bpf_buffer") (result i32) (i32.const 1024))
+  (func (export "bpf_buffer_size") (result i32) (i32.const 64))
+  (func (export "add") (param i32 i64) (result i64)
+    (global.set $calls (i64.add (global.get $calls) (i64.const 1)))
+    (i64.add (i64.extend_i32_s (local.get 0)) (local.get 1)))
+  (func (export "neg") (param f64) (result f64 i32) (f64.neg (local.get 0)) (i32.const -1))
+  (func (export "calls") (result i64) (global.get $calls))
+  (func (export "spin") (loop $l (br $l)))
+  (func (export "boom") (result i32) unreachable)
+  ;; Upper-cases the buffer in place and returns its length plus 1000.
+  (func (export "upper") (param $len i32) (result i32) (local $i i32)
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $len)))
+      (if (i32.and (i32.ge_u (i32.load8_u offset=1024 (local.get $i)) (i32.const 97))
+                   (i32.le_u (i32.load8_u offset=1024 (local.get $i)) (i32.const 122)))
+        (then (i32.store8 offset=1024 (local.get $i)
+          (i32.sub (i32.load8_u offset=1024 (local.get $i)) (i32.const 32)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (i32.add (local.get $len) (i32.const 1000))))"#;
+
+#[test]
+fn raw_calls_convert_values_and_keep_per_cpu_state() {
+    let mut reg = Registry::<TestHost>::new();
+    let bin = wasm(BPF);
+    let m = reg.load(&spec("bpf", &bin)).unwrap();
+    let add = m.export_index(b"add").unwrap();
+    let mut res = [0u64; 4];
+    assert_eq!(
+        m.call_raw(1, add, &[(-5i32) as u32 as u64, 7], &mut res),
+        Ok(1)
+    );
+    assert_eq!(res[0], 2);
+    let neg = m.export_index(b"neg").unwrap();
+    assert_eq!(m.call_raw(0, neg, &[1.5f64.to_bits()], &mut res), Ok(2));
+    assert_eq!((f64::from_bits(res[0]), res[1] as i64), (-1.5, -1));
+    let calls = m.export_index(b"calls").unwrap();
+    m.call_raw(0, calls, &[], &mut res).unwrap();
+    assert_eq!(res[0], 0, "cpu 0 never ran add");
+    m.call_raw(1, calls, &[], &mut res).unwrap();
+    assert_eq!(res[0], 1);
+    assert_eq!(m.export_index(b"nope"), None);
+    assert_eq!(m.call_raw(0, 99, &[], &mut res), Err(RawError::NoFunction));
+    assert_eq!(m.call_raw(0, add, &[1], &mut res), Err(RawError::Arguments));
+    assert_eq!(
+        m.call_raw(0, neg, &[0], &mut res[..1]),
+        Err(RawError::Arguments)
+    );
+}
+
+#[test]
+fn raw_call_failures_are_distinct_and_counted() {
+    let mut reg = Registry::<TestHost>::new();
+    let bin = wasm(BPF);
+    let limits = Limits {
+        fuel: 0,
+        bpf_fuel: 10_000,
+        memory: 0,
+    };
+    let m = reg
+        .load(&LoadSpec {
+            limits,
+            ..spec("bpf", &bin)
+        })
+        .unwrap();
+    let mut res = [0u64; 1];
+    let spin = m.export_index(b"spin").unwrap();
+    assert_eq!(m.call_raw(0, spin, &[], &mut res), Err(RawError::OutOfFuel));
+    assert_eq!(RawError::OutOfFuel.errno(), 62);
+    let boom = m.export_index(b"boom").unwrap();
+    assert_eq!(m.call_raw(0, boom, &[], &mut res), Err(RawError::Trap));
+    let info = m.info();
+    assert_eq!(info.instances[0].traps, 2);
+    assert!(info.instances[0].fuel_used >= 10_000);
+}
+
+#[test]
+fn buffer_calls_copy_in_and_out() {
+    let mut reg = Registry::<TestHost>::new();
+    let bin = wasm(BPF);
+    let m = reg.load(&spec("buf", &bin)).unwrap();
+    let upper = m.export_index(b"upper").unwrap();
+    let mut buf = *b"hello, kernel";
+    assert_eq!(m.call_buffer(0, upper, &mut buf), Ok(1013));
+    assert_eq!(&buf, b"HELLO, KERNEL");
+    let mut big = [0u8; 65];
+    assert_eq!(m.call_buffer(0, upper, &mut big), Err(RawError::TooBig));
+    let add = m.export_index(b"add").unwrap();
+    assert_eq!(m.call_buffer(0, add, &mut buf), Err(RawError::Arguments));
+    let plain = wasm(MATHS);
+    let p = reg.load(&spec("plain", &plain)).unwrap();
+    let count = p.export_index(b"count").unwrap();
+    assert_eq!(p.call_buffer(0, count, &mut buf), Err(RawError::Arguments));
+}
+
+#[test]
+fn half_declared_or_misplaced_buffers_are_refused_at_load() {
+    let mut reg = Registry::<TestHost>::new();
+    let half = wasm(
+        r#"(module (memory (export "memory") 1)
+        (func (export "bpf_buffer") (result i32) (i32.const 0)))"#,
+    );
+    assert_eq!(reg.load(&spec("half", &half)).unwrap_err().errno(), 22);
+    let outside = wasm(
+        r#"(module (memory (export "memory") 1)
+        (func (export "bpf_buffer") (result i32) (i32.const 65000))
+        (func (export "bpf_buffer_size") (result i32) (i32.const 1000)))"#,
+    );
+    let e = reg.load(&spec("outside", &outside)).unwrap_err();
+    assert!(e.to_string().contains("outside linear memory"), "{e}");
 }

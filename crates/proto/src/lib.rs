@@ -223,8 +223,10 @@ impl core::fmt::Display for Value {
 /// Per-module limits chosen at load time; zero means "the kernel's default".
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
-    /// Fuel (roughly, executed instructions) allowed for one call.
+    /// Fuel (roughly, executed instructions) allowed for one call from user space.
     pub fuel: u64,
+    /// Fuel allowed for one call from an eBPF program (it runs in one piece).
+    pub bpf_fuel: u64,
     /// Largest linear memory of one instance, in bytes.
     pub memory: u64,
 }
@@ -428,6 +430,7 @@ mod tests {
             entrypoint: Some("main"),
             limits: Limits {
                 fuel: 5,
+                bpf_fuel: 6,
                 memory: 65536,
             },
         };

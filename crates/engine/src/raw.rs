@@ -1,0 +1,191 @@
+//! Calls from any context (eBPF programs): no waiting, no rescheduling, no strings.
+//!
+//! A raw call runs on exactly the given CPU's instance, takes it with a try-lock (a nested or
+//! concurrent call on the same instance fails with [`RawError::Busy`]), runs in one piece with
+//! the module's eBPF fuel budget, and reports failures as a small `Copy` error. Steady-state
+//! calls do not allocate: each instance's engine caches its execution stack from the warm-up
+//! call at load. Allocation remains possible when a call goes deeper than any call before it
+//! and when wasmi builds a trap error; the kernel's allocator serves those without sleeping.
+
+use crate::module::{Instance, Slot};
+use crate::{Host, LoadedModule};
+use core::sync::atomic::Ordering::Relaxed;
+use wasm_proto::{errno, ValType, MAX_VALUES};
+use wasmi::{Func, Val};
+
+/// Why a raw call failed. Every variant maps to a distinct errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawError {
+    /// No export with that index, or it is not a function.
+    NoFunction,
+    /// Argument count or types do not fit the function, or its results do not fit the buffer.
+    Arguments,
+    /// The instance is running another call (a nested call on the same CPU).
+    Busy,
+    /// The guest trapped.
+    Trap,
+    /// The call used up its eBPF fuel budget.
+    OutOfFuel,
+    /// The buffer is larger than the guest's buffer, or the guest has none.
+    TooBig,
+}
+
+impl RawError {
+    /// The positive errno of this error (the kfuncs return it negated).
+    pub fn errno(self) -> i32 {
+        match self {
+            RawError::NoFunction => errno::ENOENT,
+            RawError::Arguments => errno::EINVAL,
+            RawError::Busy => errno::EBUSY,
+            RawError::Trap => errno::EFAULT,
+            RawError::OutOfFuel => errno::ETIME,
+            RawError::TooBig => errno::E2BIG,
+        }
+    }
+}
+
+fn raw_to_val(ty: ValType, raw: u64) -> Option<Val> {
+    Some(match ty {
+        ValType::I32 => Val::I32(raw as u32 as i32),
+        ValType::I64 => Val::I64(raw as i64),
+        ValType::F32 => Val::F32(wasmi::F32::from_bits(raw as u32)),
+        ValType::F64 => Val::F64(wasmi::F64::from_bits(raw)),
+        ValType::Other => return None,
+    })
+}
+
+/// `i32` results are sign-extended, floats are returned as their bits.
+fn val_to_raw(v: &Val) -> u64 {
+    match v {
+        Val::I32(x) => *x as i64 as u64,
+        Val::I64(x) => *x as u64,
+        Val::F32(x) => u64::from(x.to_bits()),
+        Val::F64(x) => x.to_bits(),
+        _ => 0,
+    }
+}
+
+impl Slot {
+    /// Runs `func` once with `fuel`, counting the call.
+    fn run_raw(
+        &self,
+        inst: &mut Instance,
+        func: Func,
+        args: &[Val],
+        out: &mut [Val],
+        fuel: u64,
+    ) -> Result<(), RawError> {
+        self.calls.fetch_add(1, Relaxed);
+        inst.store.set_fuel(fuel).map_err(|_| RawError::Trap)?;
+        let result = func
+            .call(&mut inst.store, args, out)
+            .map_err(|e| match e.as_trap_code() {
+                Some(wasmi::TrapCode::OutOfFuel) => RawError::OutOfFuel,
+                _ => RawError::Trap,
+            });
+        let left = inst.store.get_fuel().unwrap_or(0);
+        self.fuel_used.fetch_add(fuel.saturating_sub(left), Relaxed);
+        if result.is_err() {
+            self.traps.fetch_add(1, Relaxed);
+        }
+        result
+    }
+}
+
+impl<H: Host> LoadedModule<H> {
+    /// The index of export `name` for [`Self::call_raw`] and [`Self::call_buffer`].
+    pub fn export_index(&self, name: &[u8]) -> Option<usize> {
+        self.exports()
+            .iter()
+            .position(|e| e.name.as_bytes() == name)
+    }
+
+    /// Calls export `index` on the instance of `cpu` with raw 64-bit arguments, interpreted
+    /// by the function's parameter types (`i32` from the low half, floats as bits). Writes the
+    /// results to `results` and returns how many there are.
+    ///
+    /// # Errors
+    ///
+    /// See [`RawError`].
+    pub fn call_raw(
+        &self,
+        cpu: usize,
+        index: usize,
+        args: &[u64],
+        results: &mut [u64],
+    ) -> Result<usize, RawError> {
+        let sig = self.exports().get(index).ok_or(RawError::NoFunction)?;
+        if args.len() != sig.params.len() || sig.results.len() > results.len().min(MAX_VALUES) {
+            return Err(RawError::Arguments);
+        }
+        let mut inputs: [Val; MAX_VALUES] = core::array::from_fn(|_| Val::I32(0));
+        for ((slot, ty), raw) in inputs.iter_mut().zip(&sig.params).zip(args) {
+            *slot = raw_to_val(*ty, *raw).ok_or(RawError::Arguments)?;
+        }
+        let mut outputs: [Val; MAX_VALUES] = core::array::from_fn(|_| Val::I32(0));
+        for (slot, ty) in outputs.iter_mut().zip(&sig.results) {
+            *slot = raw_to_val(*ty, 0).ok_or(RawError::Arguments)?;
+        }
+        let (n_in, n_out) = (sig.params.len(), sig.results.len());
+        let slot = self.slot(cpu).ok_or(RawError::Busy)?;
+        let mut inst = slot.state.try_lock().ok_or(RawError::Busy)?;
+        let func = inst
+            .funcs
+            .get(index)
+            .copied()
+            .flatten()
+            .ok_or(RawError::NoFunction)?;
+        slot.run_raw(
+            &mut inst,
+            func,
+            &inputs[..n_in],
+            &mut outputs[..n_out],
+            self.limits().bpf_fuel,
+        )?;
+        for (r, v) in results.iter_mut().zip(&outputs[..n_out]) {
+            *r = val_to_raw(v);
+        }
+        Ok(n_out)
+    }
+
+    /// Buffer call: copies `buf` into the guest's buffer (see the `bpf_buffer` exports), calls
+    /// export `index` as `f(len: i32) -> i32 | i64` on the instance of `cpu`, copies the
+    /// guest's buffer back into `buf`, and returns the function's result (sign-extended).
+    ///
+    /// # Errors
+    ///
+    /// See [`RawError`]; [`RawError::TooBig`] if `buf` does not fit the guest's buffer.
+    pub fn call_buffer(&self, cpu: usize, index: usize, buf: &mut [u8]) -> Result<i64, RawError> {
+        let sig = self.exports().get(index).ok_or(RawError::NoFunction)?;
+        match (&sig.params[..], &sig.results[..]) {
+            ([ValType::I32], [ValType::I32 | ValType::I64]) => {}
+            _ => return Err(RawError::Arguments),
+        }
+        let slot = self.slot(cpu).ok_or(RawError::Busy)?;
+        let mut inst = slot.state.try_lock().ok_or(RawError::Busy)?;
+        let func = inst
+            .funcs
+            .get(index)
+            .copied()
+            .flatten()
+            .ok_or(RawError::NoFunction)?;
+        let (addr, size) = inst.buffer.ok_or(RawError::TooBig)?;
+        let memory = inst.memory().ok_or(RawError::TooBig)?;
+        if buf.len() > size {
+            return Err(RawError::TooBig);
+        }
+        let region = addr..addr + buf.len();
+        memory
+            .data_mut(&mut inst.store)
+            .get_mut(region.clone())
+            .ok_or(RawError::TooBig)?
+            .copy_from_slice(buf);
+        let args = [Val::I32(buf.len() as i32)];
+        let mut out = [raw_to_val(sig.results[0], 0).ok_or(RawError::Arguments)?];
+        slot.run_raw(&mut inst, func, &args, &mut out, self.limits().bpf_fuel)?;
+        // The guest may have grown (moved) its memory: look the region up again.
+        let data = memory.data(&inst.store).get(region).ok_or(RawError::Trap)?;
+        buf.copy_from_slice(data);
+        Ok(val_to_raw(&out[0]) as i64)
+    }
+}

@@ -7,12 +7,14 @@
  * that guest output can be logged verbatim, as the original module did.
  */
 #include <linux/capability.h>
+#include <linux/hardirq.h>
 #include <linux/fs.h>
 #include <linux/ktime.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/rcupdate.h>
 #include <linux/printk.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
@@ -43,6 +45,11 @@ static DEFINE_MUTEX(wasm_registry_lock);
 
 void *wasm_shim_alloc(size_t size)
 {
+	/* Nothing is safe to allocate from in NMI context. */
+	if (in_nmi())
+		return NULL;
+	if (wasm_shim_atomic_context())
+		return kmalloc(size, GFP_ATOMIC | __GFP_NOWARN);
 	return kvmalloc(size, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 }
 
@@ -75,6 +82,21 @@ bool wasm_shim_between_slices(void)
 u64 wasm_shim_now_ns(void)
 {
 	return ktime_get_ns();
+}
+
+void wasm_shim_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+void wasm_shim_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
+}
+
+void wasm_shim_synchronize_rcu(void)
+{
+	synchronize_rcu();
 }
 
 void wasm_shim_registry_lock(void)
@@ -231,6 +253,12 @@ static int __init wasm_init(void)
 
 	if (ret)
 		return ret;
+	ret = wasm_kfuncs_register();
+	if (ret) {
+		pr_err("wasm: cannot register kfuncs: %d\n", ret);
+		wasm_rs_exit();
+		return ret;
+	}
 	ret = misc_register(&wasm_dev);
 	if (ret)
 		wasm_rs_exit();

@@ -18,6 +18,11 @@ void wasm_rs_release(void *session);
 ssize_t wasm_rs_write(void *session, void __user *buf, size_t len);
 ssize_t wasm_rs_read(void *session, void __user *buf, size_t len);
 void wasm_rs_on_work_stack(void *job);
+s64 wasm_rs_bpf_lookup(const char *module, u32 module_len,
+		       const char *function, u32 function_len);
+int wasm_rs_bpf_call(s64 handle, const void *args, u32 args_len,
+		     void *results, u32 results_len);
+int wasm_rs_bpf_call_buf(s64 handle, void *buf, u32 len, s64 *result);
 
 /* Implemented by the shim, called from Rust. */
 void *wasm_shim_alloc(size_t size);
@@ -39,5 +44,17 @@ size_t wasm_shim_stack_size(void);
 void __noreturn wasm_shim_bug(void);
 int wasm_shim_on_work_stack(void *job, size_t *peak);
 size_t wasm_shim_work_stack_size(void);
+bool wasm_shim_atomic_context(void);
+void wasm_shim_rcu_read_lock(void);
+void wasm_shim_rcu_read_unlock(void);
+void wasm_shim_synchronize_rcu(void);
+
+/* kfuncs for BPF programs and their registration, in wasm_kfuncs.c. */
+s64 bpf_wasm_lookup(const char *module, u32 module__sz,
+		    const char *function, u32 function__sz);
+int bpf_wasm_call(s64 handle, const void *args, u32 args__sz,
+		  void *results, u32 results__sz);
+int bpf_wasm_call_buf(s64 handle, void *buf, u32 buf__sz, s64 *result);
+int wasm_kfuncs_register(void);
 
 #endif /* WASM_SHIM_H */

@@ -50,16 +50,29 @@ pub fn userland(root: &Path) -> Result<Userland> {
     })
 }
 
+/// The C shim's files: `kmod/Kbuild`, `kmod/*.c`, `kmod/*.h`.
+pub fn shim_sources(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(root.join("kmod"))? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name == "Kbuild" || name.ends_with(".c") || name.ends_with(".h") {
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
+
 /// Builds `wasm.ko` for `kernel` in its own directory (so kernels can build side by side).
 pub fn module(root: &Path, kernel: &Kernel, out: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(out)?;
-    for entry in std::fs::read_dir(root.join("kmod"))? {
-        let src = entry?.path();
-        let name = src.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-        let is_source = name == "Kbuild" || name.ends_with(".c") || name.ends_with(".h");
-        let dst = out.join(name);
+    for src in shim_sources(root)? {
+        let dst = out.join(src.file_name().context("source name")?);
         // Copy only what changed, so Kbuild rebuilds only what it must.
-        if is_source && std::fs::read(&src)? != std::fs::read(&dst).unwrap_or_default() {
+        if std::fs::read(&src)? != std::fs::read(&dst).unwrap_or_default() {
             std::fs::copy(&src, &dst)?;
         }
     }
@@ -70,5 +83,42 @@ pub fn module(root: &Path, kernel: &Kernel, out: &Path) -> Result<PathBuf> {
         .arg("module")
         .arg(format!("KDIR={}", kernel.kdir.display()))
         .arg(format!("KMOD_DIR={}", out.display())))?;
-    Ok(out.join("wasm.ko"))
+    let ko = out.join("wasm.ko");
+    check_kfunc_btf(&ko).with_context(|| format!("{} for {}", ko.display(), kernel.release))?;
+    Ok(ko)
+}
+
+/// Number of kfuncs `wasm_kfuncs.c` registers.
+const KFUNCS: u32 = 3;
+
+/// Fails unless the module carries BTF and its kfunc set has resolved BTF ids: without them
+/// `register_btf_kfunc_id_set()` succeeds but no program can see the kfuncs.
+fn check_kfunc_btf(ko: &Path) -> Result<()> {
+    let ids = ko.with_extension("btf_ids");
+    let sections = Command::new("readelf").arg("-S").arg(ko).output()?;
+    let sections = String::from_utf8_lossy(&sections.stdout);
+    if !sections.contains(" .BTF ") {
+        bail!("no .BTF section: kfuncs would be invisible (is vmlinux in the headers tree?)");
+    }
+    run(Command::new("objcopy")
+        .args(["-O", "binary", "--only-section=.BTF_ids"])
+        .arg(ko)
+        .arg(&ids))?;
+    let data = std::fs::read(&ids)?;
+    std::fs::remove_file(&ids)?;
+    let word = |i: usize| {
+        data.get(i * 4..i * 4 + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    // A BTF set8: count, flags, then (id, flags) pairs.
+    let count = word(0).context(".BTF_ids is empty")?;
+    if count != KFUNCS {
+        bail!(".BTF_ids holds {count} kfuncs, expected {KFUNCS}");
+    }
+    for i in 0..count as usize {
+        if word(2 + 2 * i).unwrap_or(0) == 0 {
+            bail!("kfunc {i} has no resolved BTF id: resolve_btfids did not run");
+        }
+    }
+    Ok(())
 }

@@ -146,18 +146,27 @@ pub fn fetch(series: Series, cache: &Path) -> Result<Kernel> {
     Ok(kernel)
 }
 
-/// Files of the 6.1 kernel source tree (from Debian's `linux-source-6.1`) that the build
-/// tools need.
-const SOURCE_MEMBERS: [&str; 3] = [
+/// Parts of the 6.1 kernel source tree (from Debian's `linux-source-6.1`) that the build
+/// needs: checkpatch, and what builds `resolve_btfids` and extracts `vmlinux` (6.1's headers
+/// package ships neither, and without them a module gets no BTF and its kfuncs are invisible).
+const SOURCE_MEMBERS: [&str; 11] = [
     "scripts/checkpatch.pl",
     "scripts/spelling.txt",
     "scripts/const_structs.checkpatch",
+    "scripts/extract-vmlinux",
+    "scripts/bpf_doc.py",
+    "tools/bpf",
+    "tools/lib",
+    "tools/include",
+    "tools/build",
+    "tools/scripts",
+    "tools/arch/x86",
 ];
 
 /// Unpacks [`SOURCE_MEMBERS`] of Debian's `linux-source-6.1` under `cache` (once) and returns
 /// the tree's root.
 pub fn source_tree(cache: &Path) -> Result<PathBuf> {
-    let dir = cache.join("linux-source-6.1");
+    let dir = cache.join("linux-source-6.1-v2");
     let tree = dir.join("linux-source-6.1");
     let stamp = dir.join("unpacked");
     if stamp.exists() {
@@ -191,6 +200,39 @@ pub fn source_tree(cache: &Path) -> Result<PathBuf> {
     std::fs::remove_dir_all(&debs)?;
     std::fs::write(&stamp, "")?;
     Ok(tree)
+}
+
+/// Gives a 6.1 headers tree what Kbuild needs to produce module BTF: `vmlinux` (extracted from
+/// the exact image, it keeps its `.BTF`) and `resolve_btfids` (built from the source tree).
+/// 6.12's headers ship both.
+pub fn enable_module_btf(kernel: &Kernel, source: &Path) -> Result<()> {
+    let vmlinux = kernel.kdir.join("vmlinux");
+    if !vmlinux.exists() {
+        let elf = Command::new("sh")
+            .arg(source.join("scripts/extract-vmlinux"))
+            .arg(&kernel.image)
+            .output()
+            .context("cannot run extract-vmlinux")?;
+        if !elf.status.success() || !elf.stdout.starts_with(b"\x7fELF") {
+            bail!("extract-vmlinux found no ELF in {}", kernel.image.display());
+        }
+        std::fs::write(&vmlinux, elf.stdout)?;
+    }
+    let tool = kernel.kdir.join("tools/bpf/resolve_btfids/resolve_btfids");
+    if !tool.exists() {
+        let built = source.join("tools/bpf/resolve_btfids/resolve_btfids");
+        if !built.exists() {
+            output(
+                Command::new("make")
+                    .arg("-C")
+                    .arg(source.join("tools/bpf/resolve_btfids"))
+                    .arg("-s"),
+            )?;
+        }
+        std::fs::create_dir_all(tool.parent().context("tool path")?)?;
+        std::fs::copy(&built, &tool)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

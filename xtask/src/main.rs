@@ -74,6 +74,10 @@ fn prepare(root: &Path, series: &[Series]) -> Result<(build::Userland, Vec<Prepa
     let mut prepared = Vec::new();
     for s in series {
         let kernel = kernel::fetch(*s, &vm_dir.join("kernels"))?;
+        if *s == Series::V6_1 {
+            let source = kernel::source_tree(&vm_dir.join("kernels"))?;
+            kernel::enable_module_btf(&kernel, &source)?;
+        }
         let dir = vm_dir.join(&kernel.release);
         let module = build::module(root, &kernel, &dir.join("kmod"))?;
         prepared.push(Prepared {
@@ -122,12 +126,16 @@ fn execute(task: Task) -> Result<()> {
 
 fn checkpatch(root: &Path) -> Result<()> {
     let tree = kernel::source_tree(&root.join("target/vm/kernels"))?;
-    let files = ["kmod/wasm_main.c", "kmod/wasm_shim.h", "kmod/Kbuild"];
+    let mut files = build::shim_sources(root)?
+        .into_iter()
+        .filter_map(|p| p.strip_prefix(root).ok().map(|p| p.display().to_string()))
+        .collect::<Vec<_>>();
+    files.sort();
     build::run(
         std::process::Command::new("perl")
             .arg(tree.join("scripts/checkpatch.pl"))
             .args(["--no-tree", "--quiet", "-f"])
-            .args(files)
+            .args(&files)
             .current_dir(root),
     )
     .context("checkpatch found style problems in the C shim")?;

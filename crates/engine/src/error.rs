@@ -31,6 +31,8 @@ pub enum Error {
     Busy,
     /// A memory or table limit was hit, or an allocation failed.
     Memory(String),
+    /// As many modules as allowed are loaded.
+    Full(usize),
 }
 
 impl Error {
@@ -47,6 +49,7 @@ impl Error {
             Error::Interrupted => errno::EINTR,
             Error::Busy => errno::EBUSY,
             Error::Memory(_) => errno::ENOMEM,
+            Error::Full(_) => errno::ENOSPC,
         }
     }
 }
@@ -70,6 +73,7 @@ impl fmt::Display for Error {
             Error::Interrupted => write!(f, "the call was interrupted by a fatal signal"),
             Error::Busy => write!(f, "every instance of the module is busy"),
             Error::Memory(m) => write!(f, "memory limit: {m}"),
+            Error::Full(n) => write!(f, "{n} modules are loaded, the most allowed: unload one"),
         }
     }
 }

@@ -37,6 +37,8 @@ pub const FUEL_SLICE: u64 = 1_000_000;
 /// Fuel given to one call from eBPF when the load request does not say. eBPF calls run in
 /// one piece (they may not reschedule), so this budget bounds their time.
 pub const DEFAULT_BPF_FUEL: u64 = 1_000_000;
+/// Most modules loaded at once.
+pub const MAX_MODULES: usize = 256;
 /// Largest linear memory of one instance when the load request does not say.
 pub const DEFAULT_MEMORY: u64 = 64 << 20;
 /// Largest memory limit a load request may ask for.

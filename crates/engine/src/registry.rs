@@ -1,7 +1,7 @@
 //! The registry of loaded modules.
 
 use crate::module::check_name;
-use crate::{Error, Host, LoadSpec, LoadedModule};
+use crate::{Error, Host, LoadSpec, LoadedModule, MAX_MODULES};
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
@@ -33,9 +33,12 @@ impl<H: Host> Registry<H> {
     ///
     /// # Errors
     ///
-    /// [`Error::BadName`] or [`Error::Exists`].
+    /// [`Error::BadName`], [`Error::Exists`] or [`Error::Full`].
     pub fn check_free(&self, name: &str) -> Result<(), Error> {
         check_name(name)?;
+        if self.modules.len() >= MAX_MODULES {
+            return Err(Error::Full(MAX_MODULES));
+        }
         if self.modules.contains_key(name) {
             return Err(Error::Exists(name.to_string()));
         }

@@ -410,6 +410,10 @@ pub mod errno {
     pub const ENODATA: i32 = 61;
     /// The call ran out of fuel.
     pub const ETIME: i32 = 62;
+    /// Too many modules are loaded.
+    pub const ENOSPC: i32 = 28;
+    /// Not allowed in this context (a kfunc called from NMI).
+    pub const EPERM: i32 = 1;
     /// An import could not be satisfied.
     pub const ENOLINK: i32 = 67;
     /// Protocol version mismatch.

@@ -25,6 +25,9 @@ mod raw {
         pub fn wasm_shim_bug() -> !;
         pub fn wasm_shim_on_work_stack(job: *mut c_void, peak: *mut usize) -> i32;
         pub fn wasm_shim_work_stack_size() -> usize;
+        pub fn wasm_shim_rcu_read_lock();
+        pub fn wasm_shim_rcu_read_unlock();
+        pub fn wasm_shim_synchronize_rcu();
     }
 }
 
@@ -180,4 +183,22 @@ pub unsafe extern "C" fn wasm_rs_on_work_stack(job: *mut c_void) {
 pub fn work_stack_size() -> usize {
     // SAFETY: returns a constant.
     unsafe { raw::wasm_shim_work_stack_size() }
+}
+
+/// `rcu_read_lock()`. Pair with [`rcu_read_unlock`] on the same CPU and task.
+pub fn rcu_read_lock() {
+    // SAFETY: allowed in any context.
+    unsafe { raw::wasm_shim_rcu_read_lock() }
+}
+
+/// `rcu_read_unlock()`, ending a section opened by [`rcu_read_lock`].
+pub fn rcu_read_unlock() {
+    // SAFETY: callers pair it with `rcu_read_lock` (see `bpf::RcuReadGuard`).
+    unsafe { raw::wasm_shim_rcu_read_unlock() }
+}
+
+/// `synchronize_rcu()`: waits for every RCU reader that started before. Process context.
+pub fn synchronize_rcu() {
+    // SAFETY: called only from process context, outside RCU read-side sections.
+    unsafe { raw::wasm_shim_synchronize_rcu() }
 }

@@ -9,6 +9,7 @@
 extern crate alloc;
 
 mod alloc_kernel;
+mod bpf;
 mod ffi;
 mod host;
 mod session;

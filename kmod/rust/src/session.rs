@@ -1,5 +1,6 @@
 //! One open file of `/dev/wasm`: request handling and the pending response.
 
+use crate::bpf;
 use crate::ffi::{self, RegistryLock, UserPtr};
 use crate::host::{log_fmt, KernelHost};
 use alloc::boxed::Box;
@@ -36,6 +37,7 @@ fn with_registry<R>(f: impl FnOnce(&mut Registry<KernelHost>) -> R) -> R {
 pub fn unload_all() -> usize {
     with_registry(|r| {
         let n = r.len();
+        bpf::unpublish_all();
         r.clear();
         n
     })
@@ -225,7 +227,14 @@ fn load(spec: LoadSpec<'_>) -> Result<Response, Error> {
     }
     let entry_result = module.run_entrypoint()?;
     let instances = module.instances() as u32;
-    let module = with_registry(|r| r.insert(module))?;
+    let module = with_registry(|r| {
+        let module = r.insert(module)?;
+        if bpf::publish(module.clone()).is_err() {
+            r.remove(module.name())?;
+            return Err(Error::Full(bpf::TABLE_SIZE));
+        }
+        Ok(module)
+    })?;
     log_module(&module);
     Ok(Response::Loaded {
         instances,
@@ -261,7 +270,11 @@ fn handle(req: Request<'_>) -> Response {
             result
         }
         Request::Unload { name } => {
-            let removed = with_registry(|r| r.remove(name));
+            let removed = with_registry(|r| {
+                let module = r.remove(name)?;
+                bpf::unpublish(name);
+                Ok(module)
+            });
             removed.map(|m| {
                 log_fmt(format_args!("wasm: unloading module: {}", m.name()));
                 drop(m);

@@ -19,9 +19,17 @@ KMOD_LIB := $(CURDIR)/kmod/rust/target/$(KMOD_TARGET)/release/libwasm_kmod.a
 
 SAMPLES_OUT := $(CURDIR)/samples/target/wasm32-unknown-unknown/release
 WASMCTL := $(CURDIR)/target/release/wasmctl
+WASM_BPF := $(CURDIR)/target/release/wasm-bpf
 
-.PHONY: all deps module rust-kmod insmod rmmod logs build-cli build-samples \
-	build-hello-world-rust-wasm load-hello-world-rust-wasm demo test check clean
+# eBPF samples: clang -target bpf, against the UAPI headers and libbpf's bpf_helpers.h.
+BPF_OUT := $(CURDIR)/target/bpf
+BPF_OBJS := $(patsubst samples/bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(wildcard samples/bpf/*.bpf.c))
+BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 \
+	-I/usr/include/$(shell gcc -dumpmachine) -I$(CURDIR)/include
+
+.PHONY: all deps module rust-kmod insmod rmmod logs build-cli build-samples build-bpf \
+	build-hello-world-rust-wasm load-hello-world-rust-wasm load-ebpf-packet-filter \
+	load-ebpf-connect-authz load-ebpf-syscall-stats bench demo test check clean
 
 all: module
 
@@ -51,11 +59,39 @@ build-cli:
 build-samples:
 	cd samples && $(CARGO) build --release --target wasm32-unknown-unknown
 
+build-bpf: $(BPF_OBJS)
+	$(CARGO) build --release -p wasm-bpf
+
+$(BPF_OUT)/%.bpf.o: samples/bpf/%.bpf.c include/wasm_bpf.h
+	@mkdir -p $(BPF_OUT)
+	clang $(BPF_CFLAGS) -c $< -o $@
+
 build-hello-world-rust-wasm:
 	cd samples && $(CARGO) build --release --target wasm32-unknown-unknown -p hello-world-rust
 
 load-hello-world-rust-wasm:
 	$(SUDO) $(WASMCTL) load $(SAMPLES_OUT)/hello_world_rust.wasm --name hello-world
+
+# The eBPF samples on a host with wasm.ko loaded: load the Wasm policy, then run the program.
+PACKET ?= tcp:10.0.0.1:40000-10.0.0.2:23
+load-ebpf-packet-filter: build-samples build-bpf
+	$(SUDO) $(WASMCTL) load $(SAMPLES_OUT)/packet_filter.wasm --name packet-filter
+	$(SUDO) $(WASM_BPF) xdp $(BPF_OUT)/packet_filter.bpf.o --prog xdp_filter --packet $(PACKET)
+
+CONNECT ?= nc 127.0.0.1 81
+load-ebpf-connect-authz: build-samples build-bpf
+	$(SUDO) $(WASMCTL) load $(SAMPLES_OUT)/connect_authz.wasm --name connect-authz
+	$(SUDO) $(WASM_BPF) attach $(BPF_OUT)/connect_authz.bpf.o --prog check_connect -- $(CONNECT)
+
+TRACE_PROG ?= getpgid_fentry
+load-ebpf-syscall-stats: build-samples build-bpf
+	$(SUDO) $(WASMCTL) load $(SAMPLES_OUT)/syscall_stats.wasm --name syscall-stats
+	$(SUDO) $(WASM_BPF) attach $(BPF_OUT)/syscall_stats.bpf.o --prog $(TRACE_PROG) -- $(WASM_BPF) getpgid 100
+	$(SUDO) $(WASMCTL) call syscall-stats count
+
+# eBPF -> Wasm call cost, measured in the VM on both kernels.
+bench: deps
+	$(CARGO) xtask bench
 
 # Build everything, boot Debian's kernel under QEMU, load the hello world, print the log.
 demo: deps

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(build-essential bc bison flex kmod cpio xz-utils zstd perl libelf-dev libssl-dev
-	busybox-static clang llvm lld dwarves)
+	busybox-static clang llvm lld dwarves libbpf-dev zlib1g-dev libzstd-dev)
 backports_packages=(qemu-system-x86)
 
 missing() {

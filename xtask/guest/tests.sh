@@ -137,10 +137,98 @@ for op in version load unload list call stats; do
 	if [ "$work" -gt 0 ] && [ "$work" -lt 49152 ]; then ok "stack-$op-work-under-48k"; else ko "stack-$op-work-under-48k" "$work bytes"; fi
 done
 
+# --- eBPF: kfuncs -------------------------------------------------------------------------
+B=/bin/wasm-bpf
+K=/bpf/kfunc_test.bpf.o
+if [ -e /sys/kernel/btf/wasm ]; then ok kfunc-module-btf; else ko kfunc-module-btf "/sys/kernel/btf/wasm missing"; fi
+$W load $G/probe.wasm --name probe --bpf-fuel 5000000 > /dev/null
+expect_ok bpf-call-i32 "ret=1 results=42$" $B call $K --module probe --function add 40 2
+expect_ok bpf-call-i32-negative "ret=1 results=-5$" $B call $K --module probe --function add -2 -3
+expect_ok bpf-call-i64 "ret=1 results=42$" $B call $K --module probe --function inc 41
+# hypot(3.0, 4.0) = 5.0, passed as IEEE-754 bits
+expect_ok bpf-call-f64 "ret=1 results=4617315517961601024$" \
+	$B call $K --module probe --function hypot 4613937818241073152 4616189618054758400
+expect_ok bpf-buffer-in-out "ret=0 result=11 buf=HELLO WORLD$" $B call-buf $K --module probe --function upper --data "hello world"
+expect_ok bpf-unknown-module "handle=-2 ret=-2" $B call $K --module nosuch --function add 1 2
+expect_ok bpf-unknown-function "handle=-2 ret=-2" $B call $K --module probe --function nope
+expect_ok bpf-wrong-arity "ret=-22" $B call $K --module probe --function add 1
+expect_ok bpf-buffer-too-big "ret=-7" $B call-buf $K --module probe --function upper \
+	--data "0123456789012345678901234567890123456789012345678901234567890123456789"
+expect_ok bpf-no-buffer-function "ret=-22" $B call-buf $K --module probe --function add --data "x"
+expect_ok bpf-trap "ret=-14" $B call $K --module probe --function boom
+expect_ok bpf-endless-out-of-fuel "ret=-62" $B call $K --module probe --function spin
+expect_ok bpf-deep-recursion-traps "ret=-14" $B call $K --module probe --function recurse 100000
+expect_ok bpf-still-callable "ret=1 results=7$" $B call $K --module probe --function add 3 4
+if $W list | grep -A20 '^probe ' | grep -q -E 'traps [1-9]'; then ok bpf-traps-counted; else ko bpf-traps-counted "$($W list)"; fi
+handle=$($B call $K --module probe --function inc 1 | sed -n 's/^handle=\([0-9]*\) .*/\1/p')
+expect_ok bpf-handle-reuse "ret=1 results=6$" $B call $K --module x --function y --handle "$handle" 5
+$W unload probe > /dev/null
+expect_ok bpf-unloaded-module "ret=-2" $B call $K --module x --function y --handle "$handle" 5
+$W load $G/probe.wasm --name probe > /dev/null
+expect_ok bpf-stale-handle-after-reload "ret=-2" $B call $K --module x --function y --handle "$handle" 5
+$W load $G/probe.wasm --name busy --entrypoint "" --fuel 1000000000000000 > /dev/null
+taskset -c 0 $W call busy spin > /dev/null 2>&1 &
+pid=$!
+sleep 2
+expect_ok bpf-nested-call-busy "ret=-16" taskset -c 0 $B call $K --module busy --function add 1 2
+expect_ok bpf-other-cpu-free "ret=1 results=3$" taskset -c 1 $B call $K --module busy --function add 1 2
+kill -9 "$pid"
+wait "$pid"
+$W unload busy > /dev/null
+
+# --- eBPF sample: packet filter (XDP and TC) ------------------------------------------------
+P=/bpf/packet_filter.bpf.o
+expect_ok filter-load "loaded packet-filter" $W load $G/packet_filter.wasm --name packet-filter
+expect_ok xdp-drops-telnet "verdict=1$" $B xdp $P --prog xdp_filter --packet tcp:10.0.0.1:40000-10.0.0.2:23
+expect_ok xdp-passes-ssh "verdict=2$" $B xdp $P --prog xdp_filter --packet tcp:10.0.0.1:40000-10.0.0.2:22
+expect_ok xdp-drops-denied-network "verdict=1$" $B xdp $P --prog xdp_filter --packet udp:10.66.1.2:5000-10.0.0.2:9999
+expect_ok xdp-drops-dns-to-host "verdict=1$" $B xdp $P --prog xdp_filter --packet udp:10.0.0.1:5000-192.0.2.1:53
+expect_ok xdp-passes-dns-elsewhere "verdict=2$" $B xdp $P --prog xdp_filter --packet udp:10.0.0.1:5000-192.0.2.2:53
+expect_ok xdp-passes-icmp "verdict=2$" $B xdp $P --prog xdp_filter --packet icmp:10.0.0.1-10.0.0.2
+expect_ok tc-drops-telnet "verdict=2$" $B tc $P --prog tc_filter --packet tcp:10.0.0.1:40000-10.0.0.2:23
+expect_ok tc-passes-ssh "verdict=0$" $B tc $P --prog tc_filter --packet tcp:10.0.0.1:40000-10.0.0.2:22
+
+# --- eBPF sample: authorisation (BPF LSM) -------------------------------------------------
+mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+if grep -q bpf /sys/kernel/security/lsm; then ok lsm-bpf-active; else ko lsm-bpf-active "$(cat /sys/kernel/security/lsm)"; fi
+ip link set lo up
+expect_ok authz-load "loaded connect-authz" $W load $G/connect_authz.wasm --name connect-authz
+run $B attach /bpf/connect_authz.bpf.o --prog check_connect -- \
+	sh -c 'nc 127.0.0.1 81 </dev/null; echo "port 81 rc=$?"; nc 127.0.0.1 80 </dev/null; echo "port 80 rc=$?"'
+if echo "$OUT" | grep -q "Operation not permitted"; then ok lsm-denied-connect-eperm; else ko lsm-denied-connect-eperm "$OUT"; fi
+if echo "$OUT" | grep -q "Connection refused"; then ok lsm-allowed-connect-proceeds; else ko lsm-allowed-connect-proceeds "$OUT"; fi
+run sh -c 'nc 127.0.0.1 81 </dev/null'
+if echo "$OUT" | grep -q "Connection refused"; then ok lsm-detached-no-effect; else ko lsm-detached-no-effect "$OUT"; fi
+denied=$(( $(taskset -c 0 $W call connect-authz denied) + $(taskset -c 1 $W call connect-authz denied) ))
+if [ "$denied" = 1 ]; then ok authz-counted-denial; else ko authz-counted-denial "$denied denials"; fi
+
+# --- eBPF sample: tracing (fentry on 6.1, kprobe on 6.12) ---------------------------------
+expect_ok stats-load "loaded syscall-stats" $W load $G/syscall_stats.wasm --name syscall-stats
+case "$(uname -r)" in
+6.1.*) progs="getpgid_fentry" ;;
+*) progs="getpgid_kprobe getpgid_fentry" ;;
+esac
+for prog in $progs; do
+	before=$(taskset -c 1 $W call syscall-stats count)
+	if taskset -c 1 $B attach /bpf/syscall_stats.bpf.o --prog "$prog" -- $B getpgid 500; then
+		after=$(taskset -c 1 $W call syscall-stats count)
+		if [ $((after - before)) -ge 500 ]; then ok "tracing-$prog-aggregates"; else ko "tracing-$prog-aggregates" "$before -> $after"; fi
+	else
+		ko "tracing-$prog-aggregates" "attach failed"
+	fi
+done
+$W unload packet-filter > /dev/null
+$W unload connect-authz > /dev/null
+$W unload syscall-stats > /dev/null
+$W unload probe > /dev/null
+
 # --- rmmod with modules loaded ------------------------------------------------------------
 $W load $G/hello_world_rust.wasm --name left-behind > /dev/null
 $W load $G/probe.wasm --name left-behind-too > /dev/null
-if rmmod wasm; then ok rmmod; else ko rmmod "rmmod failed"; fi
+# Programs that called the kfuncs release the module asynchronously: allow a few seconds.
+tries=0
+until rmmod wasm 2>/dev/null || [ $tries -ge 10 ]; do tries=$((tries + 1)); sleep 1; done
+if [ ! -e /sys/module/wasm ]; then ok rmmod; else ko rmmod "rmmod failed"; fi
 expect_klog rmmod-frees-everything "wasm: module unloaded, 2 wasm modules freed, 0 live allocations (0 bytes)"
 if [ -e /dev/wasm ]; then ko device-removed "/dev/wasm remains"; else ok device-removed; fi
 expect_fail missing-device-explained "does not exist: load the kernel module first" $W list

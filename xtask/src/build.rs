@@ -24,6 +24,10 @@ pub struct Userland {
     pub wasmctl: PathBuf,
     /// Directory of the sample `.wasm` files.
     pub guests: PathBuf,
+    /// `wasm-bpf`, dynamically linked (its libraries go into the initramfs).
+    pub bpf_loader: PathBuf,
+    /// Directory of the compiled eBPF samples.
+    pub bpf_objects: PathBuf,
 }
 
 /// Builds the kernel-independent parts: the Rust kernel library, the guests, `wasmctl`.
@@ -32,6 +36,7 @@ pub fn userland(root: &Path) -> Result<Userland> {
         "--no-print-directory",
         "rust-kmod",
         "build-samples",
+        "build-bpf",
     ]))?;
     run(Command::new("cargo")
         .current_dir(root)
@@ -47,6 +52,8 @@ pub fn userland(root: &Path) -> Result<Userland> {
     Ok(Userland {
         wasmctl: root.join("target/x86_64-unknown-linux-gnu/release/wasmctl"),
         guests: root.join("samples/target/wasm32-unknown-unknown/release"),
+        bpf_loader: root.join("target/release/wasm-bpf"),
+        bpf_objects: root.join("target/bpf"),
     })
 }
 

@@ -93,10 +93,9 @@ fn payload(userland: &build::Userland, p: &Prepared, scenario: &'static str) -> 
     vm::Payload {
         module: p.module.clone(),
         wasmctl: userland.wasmctl.clone(),
-        guests: ["hello_world_rust.wasm", "probe.wasm"]
-            .iter()
-            .map(|g| userland.guests.join(g))
-            .collect(),
+        bpf_loader: userland.bpf_loader.clone(),
+        guests: userland.guests.clone(),
+        bpf_objects: userland.bpf_objects.clone(),
         scenario,
     }
 }

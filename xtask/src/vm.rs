@@ -21,55 +21,108 @@ pub const BAD_PATTERNS: [&str; 8] = [
 
 /// What goes into the initramfs besides busybox.
 pub struct Payload {
-    /// `wasm.ko`.
+    /// `wasm.ko`, as `/lib/wasm.ko`.
     pub module: PathBuf,
-    /// Static `wasmctl`.
+    /// Static `wasmctl`, as `/bin/wasmctl`.
     pub wasmctl: PathBuf,
-    /// `.wasm` files to put under `/guests`.
-    pub guests: Vec<PathBuf>,
+    /// `wasm-bpf`, as `/bin/wasm-bpf`, with the shared libraries `ldd` lists.
+    pub bpf_loader: PathBuf,
+    /// Directory whose `.wasm` files go under `/guests`.
+    pub guests: PathBuf,
+    /// Directory whose `.bpf.o` files go under `/bpf`.
+    pub bpf_objects: PathBuf,
     /// The scenario script, run by `/init` as `/scenario.sh`.
     pub scenario: &'static str,
 }
 
 const INIT: &str = include_str!("../guest/init.sh");
 
+/// Files of `dir` whose names end with `suffix`, sorted.
+fn files_ending(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.to_str().is_some_and(|p| p.ends_with(suffix)) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The shared libraries (and loader) a dynamic executable needs, by absolute path.
+fn shared_libraries(exe: &Path) -> Result<Vec<PathBuf>> {
+    let out = Command::new("ldd")
+        .arg(exe)
+        .output()
+        .context("cannot run ldd")?;
+    if !out.status.success() {
+        bail!("ldd {} failed", exe.display());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
+        .map(PathBuf::from)
+        .collect())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
 /// Writes the initramfs for `payload` to `out`.
 pub fn initramfs(payload: &Payload, out: &Path) -> Result<()> {
-    let busybox = std::fs::read("/bin/busybox")
-        .context("cannot read /bin/busybox: install busybox-static")?;
-    let module = std::fs::read(&payload.module)
-        .with_context(|| format!("cannot read {}", payload.module.display()))?;
-    let wasmctl = std::fs::read(&payload.wasmctl)
-        .with_context(|| format!("cannot read {}", payload.wasmctl.display()))?;
-    let mut guests = Vec::new();
-    for g in &payload.guests {
-        let name = format!(
-            "guests/{}",
-            g.file_name()
-                .and_then(|n| n.to_str())
-                .context("guest name")?
-        );
-        guests.push((
-            name,
-            std::fs::read(g).with_context(|| format!("cannot read {}", g.display()))?,
-        ));
-    }
-    let mut entries = vec![
-        Entry::Dir("bin"),
-        Entry::Dir("dev"),
-        Entry::Dir("proc"),
-        Entry::Dir("sys"),
-        Entry::Dir("tmp"),
-        Entry::Dir("lib"),
-        Entry::Dir("guests"),
-        Entry::File("bin/busybox", &busybox, 0o755),
-        Entry::Symlink("bin/sh", "busybox"),
-        Entry::File("init", INIT.as_bytes(), 0o755),
-        Entry::File("scenario.sh", payload.scenario.as_bytes(), 0o755),
-        Entry::File("lib/wasm.ko", &module, 0o644),
-        Entry::File("bin/wasmctl", &wasmctl, 0o755),
+    let mut files: Vec<(String, Vec<u8>, u32)> = vec![
+        (
+            "bin/busybox".into(),
+            read(Path::new("/bin/busybox")).context("install busybox-static")?,
+            0o755,
+        ),
+        ("init".into(), INIT.as_bytes().to_vec(), 0o755),
+        (
+            "scenario.sh".into(),
+            payload.scenario.as_bytes().to_vec(),
+            0o755,
+        ),
+        ("lib/wasm.ko".into(), read(&payload.module)?, 0o644),
+        ("bin/wasmctl".into(), read(&payload.wasmctl)?, 0o755),
+        ("bin/wasm-bpf".into(), read(&payload.bpf_loader)?, 0o755),
     ];
-    entries.extend(guests.iter().map(|(n, d)| Entry::File(n, d, 0o644)));
+    for lib in shared_libraries(&payload.bpf_loader)? {
+        let dest = lib
+            .to_str()
+            .context("library path")?
+            .trim_start_matches('/')
+            .to_string();
+        files.push((dest, read(&lib)?, 0o755));
+    }
+    for (dir, suffix, dest) in [
+        (&payload.guests, ".wasm", "guests"),
+        (&payload.bpf_objects, ".bpf.o", "bpf"),
+    ] {
+        for f in files_ending(dir, suffix)? {
+            let name = f
+                .file_name()
+                .and_then(|n| n.to_str())
+                .context("file name")?;
+            files.push((format!("{dest}/{name}"), read(&f)?, 0o644));
+        }
+    }
+    let mut dirs: Vec<String> = ["dev", "proc", "sys", "tmp", "etc"]
+        .map(String::from)
+        .to_vec();
+    for (path, _, _) in &files {
+        let mut parent = Path::new(path).parent();
+        while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+            dirs.push(p.to_str().context("dir")?.to_string());
+            parent = p.parent();
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    let mut entries: Vec<Entry<'_>> = dirs.iter().map(|d| Entry::Dir(d)).collect();
+    entries.push(Entry::Symlink("bin/sh", "busybox"));
+    entries.extend(files.iter().map(|(n, d, m)| Entry::File(n, d, *m)));
     std::fs::write(out, cpio::archive(&entries))?;
     Ok(())
 }

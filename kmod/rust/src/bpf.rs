@@ -126,7 +126,13 @@ fn parse(handle: i64) -> Option<(usize, u16, usize)> {
     (slot < TABLE_SIZE).then_some((slot, generation, export))
 }
 
+/// A name as BPF passes it: cut at the first NUL, so `sizeof("name")` works.
+fn name(bytes: &[u8]) -> &[u8] {
+    bytes.split(|b| *b == 0).next().unwrap_or_default()
+}
+
 fn lookup(module: &[u8], function: &[u8]) -> i64 {
+    let (module, function) = (name(module), name(function));
     let rcu = RcuReadGuard::new();
     for slot in 0..TABLE_SIZE {
         let Some(p) = rcu.get(slot) else { continue };

@@ -82,6 +82,37 @@ pub extern "C" fn mul64(a: i64, b: i64) -> i64 {
     a.wrapping_mul(b)
 }
 
+/// `x + 1`: the trivial function of the eBPF call benchmark.
+#[no_mangle]
+pub extern "C" fn inc(x: i64) -> i64 {
+    x.wrapping_add(1)
+}
+
+/// Upper-cases the first `len` bytes of the eBPF buffer in place; returns `len`.
+#[no_mangle]
+pub extern "C" fn upper(len: i32) -> i32 {
+    // SAFETY: instances are single-threaded; the kernel checked `len` against the buffer size.
+    let buf = unsafe { &mut *core::ptr::addr_of_mut!(BUFFER) };
+    for b in buf.iter_mut().take(len as usize) {
+        b.make_ascii_uppercase();
+    }
+    len
+}
+
+static mut BUFFER: [u8; 64] = [0; 64];
+
+/// Where the kernel copies buffers for buffer calls from eBPF.
+#[no_mangle]
+pub extern "C" fn bpf_buffer() -> *mut u8 {
+    core::ptr::addr_of_mut!(BUFFER).cast()
+}
+
+/// Size of [`bpf_buffer`].
+#[no_mangle]
+pub extern "C" fn bpf_buffer_size() -> usize {
+    64
+}
+
 /// `sqrt(a² + b²)`.
 #[no_mangle]
 pub extern "C" fn hypot(a: f64, b: f64) -> f64 {

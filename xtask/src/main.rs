@@ -37,6 +37,12 @@ enum Task {
         #[arg(long, value_enum)]
         kernel: Vec<Series>,
     },
+    /// Measure the cost of an eBPF -> Wasm call in the VM (deterministic virtual time).
+    Bench {
+        /// Kernel series; repeatable (all by default).
+        #[arg(long, value_enum)]
+        kernel: Vec<Series>,
+    },
     /// Download and unpack the kernels only.
     Kernels,
     /// Check the C shim with the kernel's checkpatch.pl.
@@ -45,6 +51,7 @@ enum Task {
 
 const TESTS: &str = include_str!("../guest/tests.sh");
 const DEMO: &str = include_str!("../guest/demo.sh");
+const BENCH: &str = include_str!("../guest/bench.sh");
 const VM_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn root() -> PathBuf {
@@ -111,6 +118,14 @@ fn execute(task: Task) -> Result<()> {
             Ok(())
         }
         Task::Checkpatch => checkpatch(&root),
+        Task::Bench { kernel } => {
+            let series = if kernel.is_empty() {
+                Series::ALL.to_vec()
+            } else {
+                kernel
+            };
+            bench(&root, &series)
+        }
         Task::Demo { kernel } => demo(&root, kernel),
         Task::VmTest { kernel } => {
             let series = if kernel.is_empty() {
@@ -142,6 +157,44 @@ fn checkpatch(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The console lines the scenario printed (between the kernel banner and the log dump).
+fn scenario_output(console: &str) -> impl Iterator<Item = &str> {
+    console
+        .lines()
+        .skip_while(|l| !l.contains("VM: kernel"))
+        .take_while(|l| !l.starts_with("VM: dmesg begin"))
+        // The firmware's last words may share the first line.
+        .map(|l| l.find("VM: kernel").map_or(l, |i| &l[i..]))
+}
+
+fn bench(root: &Path, series: &[Series]) -> Result<()> {
+    let (userland, prepared) = prepare(root, series)?;
+    for p in &prepared {
+        let initrd = p.dir.join("initramfs-bench.cpio");
+        vm::initramfs(&payload(&userland, p, BENCH), &initrd)?;
+        eprintln!(
+            "xtask: booting {} under QEMU (icount: one virtual ns per instruction)",
+            p.kernel.release
+        );
+        let console = vm::boot_with(
+            &p.kernel.image,
+            &initrd,
+            VM_TIMEOUT,
+            &["-icount", "shift=0,sleep=off"],
+        )?;
+        std::fs::write(p.dir.join("console-bench.log"), &console)?;
+        let bad = vm::bad_lines(&console);
+        if !bad.is_empty() {
+            bail!("kernel log: {}", bad.join("\n"));
+        }
+        println!("Debian {}:", p.kernel.release);
+        for line in scenario_output(&console).skip(1) {
+            println!("  {line}");
+        }
+    }
+    Ok(())
+}
+
 fn demo(root: &Path, series: Series) -> Result<()> {
     let (userland, prepared) = prepare(root, &[series])?;
     let p = &prepared[0];
@@ -151,11 +204,7 @@ fn demo(root: &Path, series: Series) -> Result<()> {
     let console = vm::boot(&p.kernel.image, &initrd, VM_TIMEOUT)?;
     std::fs::write(p.dir.join("console-demo.log"), &console)?;
     println!("VM console (wasmctl):");
-    for line in console
-        .lines()
-        .skip_while(|l| !l.starts_with("VM: kernel"))
-        .take_while(|l| !l.starts_with("VM: dmesg begin"))
-    {
+    for line in scenario_output(&console) {
         println!("  {line}");
     }
     println!("Kernel log of Debian {} with wasm.ko:", p.kernel.release);

@@ -130,7 +130,13 @@ pub fn initramfs(payload: &Payload, out: &Path) -> Result<()> {
 /// Boots `image` with `initrd` and returns everything the serial console printed.
 /// Fails if QEMU does not power off within `timeout`.
 pub fn boot(image: &Path, initrd: &Path, timeout: Duration) -> Result<String> {
+    boot_with(image, initrd, timeout, &[])
+}
+
+/// [`boot`] with extra QEMU arguments.
+pub fn boot_with(image: &Path, initrd: &Path, timeout: Duration, extra: &[&str]) -> Result<String> {
     let mut child = Command::new("qemu-system-x86_64")
+        .args(extra)
         .args([
             "-m",
             "512",

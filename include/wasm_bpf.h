@@ -29,6 +29,14 @@ extern __s64 bpf_wasm_lookup(const char *module, __u32 module__sz,
 			     const char *function, __u32 function__sz) __ksym;
 
 /*
+ * bpf_wasm_lookup_str - bpf_wasm_lookup() for constant string names, checked
+ * by the verifier (kernels with __str kfunc arguments; tested on 6.12).
+ * Weak: on other kernels its address is 0 and a program using it is refused.
+ */
+extern __s64 bpf_wasm_lookup_str(const char *module__str,
+				 const char *function__str) __ksym __weak;
+
+/*
  * bpf_wasm_call - Call the function @handle names on this CPU's instance.
  * @args holds one __u64 per parameter, read by the parameter's type (i32
  * from the low 32 bits, floats as their IEEE bits); @results receives one

@@ -10,6 +10,7 @@
 #include <linux/hardirq.h>
 #include <linux/module.h>
 #include <linux/percpu.h>
+#include <linux/string.h>
 
 #include "wasm_shim.h"
 
@@ -57,6 +58,23 @@ __used __noclone noinline s64 bpf_wasm_lookup(const char *module,
  * unloaded), -EINVAL (arguments), -EBUSY (nested call on this CPU), -EFAULT
  * (trap), -ETIME (fuel), -EPERM (NMI context).
  */
+#ifdef BTF_KFUNCS_START
+/**
+ * bpf_wasm_lookup_str - bpf_wasm_lookup() with constant strings
+ * @module__str: module name, a constant NUL-terminated string
+ * @function__str: exported function name, a constant NUL-terminated string
+ *
+ * The verifier checks both are constant strings (kernels with __str
+ * arguments only). Return: as bpf_wasm_lookup().
+ */
+__used __noclone noinline s64 bpf_wasm_lookup_str(const char *module__str,
+						  const char *function__str)
+{
+	return wasm_rs_bpf_lookup(module__str, strlen(module__str),
+				  function__str, strlen(function__str));
+}
+#endif
+
 __used __noclone noinline int bpf_wasm_call(s64 handle, const void *args,
 					    u32 args__sz, void *results,
 					    u32 results__sz)
@@ -100,6 +118,9 @@ BTF_KFUNCS_START(wasm_kfunc_ids)
 BTF_SET8_START(wasm_kfunc_ids)
 #endif
 BTF_ID_FLAGS(func, bpf_wasm_lookup)
+#ifdef BTF_KFUNCS_START
+BTF_ID_FLAGS(func, bpf_wasm_lookup_str)
+#endif
 BTF_ID_FLAGS(func, bpf_wasm_call)
 BTF_ID_FLAGS(func, bpf_wasm_call_buf)
 #ifdef BTF_KFUNCS_END

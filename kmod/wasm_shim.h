@@ -52,6 +52,7 @@ void wasm_shim_synchronize_rcu(void);
 /* kfuncs for BPF programs and their registration, in wasm_kfuncs.c. */
 s64 bpf_wasm_lookup(const char *module, u32 module__sz,
 		    const char *function, u32 function__sz);
+s64 bpf_wasm_lookup_str(const char *module__str, const char *function__str);
 int bpf_wasm_call(s64 handle, const void *args, u32 args__sz,
 		  void *results, u32 results__sz);
 int bpf_wasm_call_buf(s64 handle, void *buf, u32 buf__sz, s64 *result);

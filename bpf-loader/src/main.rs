@@ -24,6 +24,9 @@ enum Cmd {
     Call {
         /// kfunc_test.bpf.o
         object: PathBuf,
+        /// The SYSCALL program to run (one taking `struct wasm_call_ctx`).
+        #[arg(long, default_value = "call")]
+        prog: String,
         #[arg(long)]
         module: String,
         #[arg(long)]
@@ -55,6 +58,9 @@ enum Cmd {
         /// `tcp:SRC:SPORT-DST:DPORT`, `udp:...` or `icmp:SRC-DST`.
         #[arg(long)]
         packet: String,
+        /// Runs of the program in the one test run.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
     },
     /// Test-run a TC (SCHED_CLS) program on a crafted packet and print its verdict.
     Tc {
@@ -164,10 +170,11 @@ impl CallCtx {
     }
 }
 
-fn verdict(obj: &Object, prog: &str, packet: &[u8]) -> Result<u32> {
+fn verdict(obj: &Object, prog: &str, packet: &[u8], repeat: u32) -> Result<u32> {
     let p = find(obj, prog)?;
     let input = ProgramInput {
         data_in: Some(packet),
+        repeat,
         ..Default::default()
     };
     Ok(p.test_run(input)
@@ -179,6 +186,7 @@ fn run(cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::Call {
             object,
+            prog,
             module,
             function,
             handle,
@@ -187,7 +195,7 @@ fn run(cmd: Cmd) -> Result<()> {
             if args.len() > 8 {
                 bail!("at most 8 arguments");
             }
-            let obj = load(&object, &["call", "call_handle"])?;
+            let obj = load(&object, &[prog.as_str(), "call_handle"])?;
             let mut ctx = CallCtx::new(&module, &function)?;
             for (i, a) in args.iter().enumerate() {
                 ctx.put(CallCtx::ARGS + 8 * i, &a.to_ne_bytes());
@@ -198,7 +206,7 @@ fn run(cmd: Cmd) -> Result<()> {
                     ctx.put(CallCtx::HANDLE, &h.to_ne_bytes());
                     ctx.run(&obj, "call_handle")?;
                 }
-                None => ctx.run(&obj, "call")?,
+                None => ctx.run(&obj, &prog)?,
             }
             let ret = ctx.i64_at(CallCtx::RET);
             let results: Vec<String> = (0..ret.clamp(0, 4) as usize)
@@ -236,15 +244,20 @@ fn run(cmd: Cmd) -> Result<()> {
             object,
             prog,
             packet,
+            repeat,
+        } => {
+            let obj = load(&object, &[prog.as_str()])?;
+            let packet = packet::build(&packet)?;
+            println!("verdict={}", verdict(&obj, &prog, &packet, repeat)?);
         }
-        | Cmd::Tc {
+        Cmd::Tc {
             object,
             prog,
             packet,
         } => {
             let obj = load(&object, &[prog.as_str()])?;
             let packet = packet::build(&packet)?;
-            println!("verdict={}", verdict(&obj, &prog, &packet)?);
+            println!("verdict={}", verdict(&obj, &prog, &packet, 1)?);
         }
         Cmd::Attach {
             object,

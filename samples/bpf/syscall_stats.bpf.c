@@ -2,8 +2,8 @@
 /*
  * Tracing: every getpgid() is passed to the Wasm module "syscall-stats"
  * (function record), which aggregates per CPU in its instance; read the
- * counts with wasmctl call syscall-stats count. fentry is used on 6.1,
- * kprobe on 6.12 (where kprobe programs may call kfuncs).
+ * counts with wasmctl call syscall-stats count. fentry and fexit work on
+ * 6.1 and 6.12; kprobe and tracepoint programs may call kfuncs on 6.12.
  */
 #include <linux/bpf.h>
 #include <linux/types.h>
@@ -28,6 +28,19 @@ static __always_inline int record(void)
 
 SEC("fentry/__x64_sys_getpgid")
 int BPF_PROG(getpgid_fentry)
+{
+	return record();
+}
+
+SEC("fexit/__x64_sys_getpgid")
+int BPF_PROG(getpgid_fexit)
+{
+	return record();
+}
+
+/* Tracepoints may call kfuncs on 6.12. */
+SEC("tp/syscalls/sys_enter_getpgid")
+int getpgid_tracepoint(void *ctx)
 {
 	return record();
 }

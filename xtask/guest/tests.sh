@@ -166,6 +166,24 @@ $W unload probe > /dev/null
 expect_ok bpf-unloaded-module "ret=-2" $B call $K --module x --function y --handle "$handle" 5
 $W load $G/probe.wasm --name probe > /dev/null
 expect_ok bpf-stale-handle-after-reload "ret=-2" $B call $K --module x --function y --handle "$handle" 5
+case "$(uname -r)" in
+6.1.*) expect_fail bpf-lookup-str-needs-6.12 "bpf_wasm_lookup_str" $B call /bpf/kfunc_str.bpf.o --prog call_str --module - --function - 41 ;;
+*) expect_ok bpf-lookup-str "ret=1 results=42$" $B call /bpf/kfunc_str.bpf.o --prog call_str --module - --function - 41 ;;
+esac
+# Unload and reload while another CPU calls the module from XDP in a tight loop: the RCU
+# table must keep every call on live memory (any oops fails the run).
+$W load $G/packet_filter.wasm --name packet-filter > /dev/null
+taskset -c 1 $B xdp /bpf/packet_filter.bpf.o --prog xdp_filter --packet tcp:10.0.0.1:1-10.0.0.2:23 --repeat 300000 > /tmp/xdp.txt 2>&1 &
+pid=$!
+n=0
+while kill -0 "$pid" 2>/dev/null && [ $n -lt 20 ]; do
+	taskset -c 0 $W unload packet-filter > /dev/null 2>&1
+	taskset -c 0 $W load $G/packet_filter.wasm --name packet-filter > /dev/null 2>&1
+	n=$((n + 1))
+done
+wait "$pid"
+if grep -q "verdict=" /tmp/xdp.txt && [ $n -gt 0 ]; then ok bpf-unload-during-calls; else ko bpf-unload-during-calls "$n cycles: $(cat /tmp/xdp.txt)"; fi
+$W unload packet-filter > /dev/null
 $W load $G/probe.wasm --name busy --entrypoint "" --fuel 1000000000000000 > /dev/null
 taskset -c 0 $W call busy spin > /dev/null 2>&1 &
 pid=$!
@@ -204,9 +222,10 @@ if [ "$denied" = 1 ]; then ok authz-counted-denial; else ko authz-counted-denial
 
 # --- eBPF sample: tracing (fentry on 6.1, kprobe on 6.12) ---------------------------------
 expect_ok stats-load "loaded syscall-stats" $W load $G/syscall_stats.wasm --name syscall-stats
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 case "$(uname -r)" in
-6.1.*) progs="getpgid_fentry" ;;
-*) progs="getpgid_kprobe getpgid_fentry" ;;
+6.1.*) progs="getpgid_fentry getpgid_fexit" ;;
+*) progs="getpgid_kprobe getpgid_tracepoint getpgid_fentry getpgid_fexit" ;;
 esac
 for prog in $progs; do
 	before=$(taskset -c 1 $W call syscall-stats count)

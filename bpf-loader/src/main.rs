@@ -69,6 +69,9 @@ enum Cmd {
         prog: String,
         #[arg(long)]
         packet: String,
+        /// Runs of the program in the one test run.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
     },
     /// Load and attach the named programs, run COMMAND, detach; exits with COMMAND's status.
     Attach {
@@ -245,19 +248,16 @@ fn run(cmd: Cmd) -> Result<()> {
             prog,
             packet,
             repeat,
+        }
+        | Cmd::Tc {
+            object,
+            prog,
+            packet,
+            repeat,
         } => {
             let obj = load(&object, &[prog.as_str()])?;
             let packet = packet::build(&packet)?;
             println!("verdict={}", verdict(&obj, &prog, &packet, repeat)?);
-        }
-        Cmd::Tc {
-            object,
-            prog,
-            packet,
-        } => {
-            let obj = load(&object, &[prog.as_str()])?;
-            let packet = packet::build(&packet)?;
-            println!("verdict={}", verdict(&obj, &prog, &packet, 1)?);
         }
         Cmd::Attach {
             object,

@@ -8,7 +8,7 @@
 //! and when wasmi builds a trap error; the kernel's allocator serves those without sleeping.
 
 use crate::module::{Instance, Slot};
-use crate::{Host, LoadedModule};
+use crate::{Host, LoadedModule, TryGuard};
 use core::sync::atomic::Ordering::Relaxed;
 use wasm_proto::{errno, ValType, MAX_VALUES};
 use wasmi::{Func, Val};
@@ -93,6 +93,23 @@ impl Slot {
 }
 
 impl<H: Host> LoadedModule<H> {
+    /// Takes the instance of `cpu` (never waiting) and export `index`'s function on it.
+    fn take(
+        &self,
+        cpu: usize,
+        index: usize,
+    ) -> Result<(&Slot, TryGuard<'_, Instance>, Func), RawError> {
+        let slot = self.slot(cpu).ok_or(RawError::Busy)?;
+        let inst = slot.state.try_lock().ok_or(RawError::Busy)?;
+        let func = inst
+            .funcs
+            .get(index)
+            .copied()
+            .flatten()
+            .ok_or(RawError::NoFunction)?;
+        Ok((slot, inst, func))
+    }
+
     /// The index of export `name` for [`Self::call_raw`] and [`Self::call_buffer`].
     pub fn export_index(&self, name: &[u8]) -> Option<usize> {
         self.exports()
@@ -127,14 +144,7 @@ impl<H: Host> LoadedModule<H> {
             *slot = raw_to_val(*ty, 0).ok_or(RawError::Arguments)?;
         }
         let (n_in, n_out) = (sig.params.len(), sig.results.len());
-        let slot = self.slot(cpu).ok_or(RawError::Busy)?;
-        let mut inst = slot.state.try_lock().ok_or(RawError::Busy)?;
-        let func = inst
-            .funcs
-            .get(index)
-            .copied()
-            .flatten()
-            .ok_or(RawError::NoFunction)?;
+        let (slot, mut inst, func) = self.take(cpu, index)?;
         slot.run_raw(
             &mut inst,
             func,
@@ -161,14 +171,7 @@ impl<H: Host> LoadedModule<H> {
             ([ValType::I32], [ValType::I32 | ValType::I64]) => {}
             _ => return Err(RawError::Arguments),
         }
-        let slot = self.slot(cpu).ok_or(RawError::Busy)?;
-        let mut inst = slot.state.try_lock().ok_or(RawError::Busy)?;
-        let func = inst
-            .funcs
-            .get(index)
-            .copied()
-            .flatten()
-            .ok_or(RawError::NoFunction)?;
+        let (slot, mut inst, func) = self.take(cpu, index)?;
         let (addr, size) = inst.buffer.ok_or(RawError::TooBig)?;
         let memory = inst.memory().ok_or(RawError::TooBig)?;
         if buf.len() > size {

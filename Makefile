@@ -27,7 +27,7 @@ BPF_OBJS := $(patsubst samples/bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(wildcard samples
 BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 \
 	-I/usr/include/$(shell gcc -dumpmachine) -I$(CURDIR)/include
 
-.PHONY: all deps module rust-kmod insmod rmmod logs build-cli build-samples build-bpf \
+.PHONY: all deps module rust-kmod insmod rmmod logs build-cli build-samples build-bpf build-languages \
 	build-hello-world-rust-wasm load-hello-world-rust-wasm load-ebpf-packet-filter \
 	load-ebpf-connect-authz load-ebpf-syscall-stats bench demo test check clean
 
@@ -65,6 +65,21 @@ build-bpf: $(BPF_OBJS)
 $(BPF_OUT)/%.bpf.o: samples/bpf/%.bpf.c include/wasm_bpf.h
 	@mkdir -p $(BPF_OUT)
 	clang $(BPF_CFLAGS) -c $< -o $@
+
+# Guests in other languages, for the WASI subset (samples/languages).
+LANG_OUT := $(CURDIR)/target/languages
+WASI_CFLAGS := --target=wasm32-wasi --sysroot=/usr -O2 -Wall -Werror -Wl,--strip-all
+RUST_WASIP1 := samples/languages/rust-wasip1
+build-languages:
+	@mkdir -p $(LANG_OUT)
+	clang $(WASI_CFLAGS) -o $(LANG_OUT)/c-hello.wasm samples/languages/c/hello.c
+	clang $(WASI_CFLAGS) -o $(LANG_OUT)/c-primes.wasm samples/languages/c/primes.c
+	clang++ $(WASI_CFLAGS) -fno-exceptions -o $(LANG_OUT)/cpp-hello.wasm samples/languages/cpp/hello.cpp
+	clang++ $(WASI_CFLAGS) -fno-exceptions -o $(LANG_OUT)/cpp-primes.wasm samples/languages/cpp/primes.cpp
+	$(CARGO) build --release --target wasm32-wasip1 --manifest-path $(RUST_WASIP1)/Cargo.toml
+	cp $(RUST_WASIP1)/target/wasm32-wasip1/release/hello.wasm $(LANG_OUT)/rust-hello.wasm
+	cp $(RUST_WASIP1)/target/wasm32-wasip1/release/primes.wasm $(LANG_OUT)/rust-primes.wasm
+	cp samples/languages/expected.txt $(LANG_OUT)/expected.txt
 
 build-hello-world-rust-wasm:
 	cd samples && $(CARGO) build --release --target wasm32-unknown-unknown -p hello-world-rust
@@ -106,6 +121,7 @@ check: rust-kmod
 	$(CARGO) fmt --all --check
 	cd kmod/rust && $(CARGO) fmt --check
 	cd samples && $(CARGO) fmt --check
+	cd $(RUST_WASIP1) && $(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	cd kmod/rust && RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(KMOD_RUSTFLAGS)" \
 		$(CARGO) clippy --release --target $(KMOD_TARGET) -Zbuild-std=core,alloc -- -D warnings

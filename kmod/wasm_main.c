@@ -16,6 +16,7 @@
 #include <linux/mutex.h>
 #include <linux/rcupdate.h>
 #include <linux/printk.h>
+#include <linux/random.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/task_stack.h>
@@ -82,6 +83,16 @@ bool wasm_shim_between_slices(void)
 u64 wasm_shim_now_ns(void)
 {
 	return ktime_get_ns();
+}
+
+u64 wasm_shim_realtime_ns(void)
+{
+	return ktime_get_real_ns();
+}
+
+void wasm_shim_random_bytes(void *buf, size_t len)
+{
+	get_random_bytes(buf, len);
 }
 
 void wasm_shim_rcu_read_lock(void)

@@ -32,6 +32,8 @@ unsigned int wasm_shim_possible_cpus(void);
 unsigned int wasm_shim_this_cpu(void);
 bool wasm_shim_between_slices(void);
 u64 wasm_shim_now_ns(void);
+u64 wasm_shim_realtime_ns(void);
+void wasm_shim_random_bytes(void *buf, size_t len);
 void wasm_shim_registry_lock(void);
 void wasm_shim_registry_unlock(void);
 unsigned long wasm_shim_copy_from_user(void *to, const void __user *from,

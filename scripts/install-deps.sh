@@ -5,7 +5,8 @@
 set -euo pipefail
 
 packages=(build-essential bc bison flex kmod cpio xz-utils zstd perl libelf-dev libssl-dev
-	busybox-static clang llvm lld dwarves libbpf-dev zlib1g-dev libzstd-dev)
+	busybox-static clang llvm lld dwarves libbpf-dev zlib1g-dev libzstd-dev
+	wasi-libc libclang-rt-14-dev-wasm32 libc++-14-dev-wasm32 libc++abi-14-dev-wasm32)
 backports_packages=(qemu-system-x86)
 
 missing() {
@@ -47,7 +48,7 @@ fi
 
 if command -v rustup >/dev/null 2>&1; then
 	installed=$(rustup target list --installed)
-	for t in x86_64-unknown-none wasm32-unknown-unknown; do
+	for t in x86_64-unknown-none wasm32-unknown-unknown wasm32-wasip1; do
 		grep -qx "$t" <<<"$installed" || rustup target add "$t"
 	done
 	rustup component list --installed | grep -q '^rust-src' || rustup component add rust-src

@@ -29,6 +29,27 @@ struct Cli {
     command: Command,
 }
 
+/// WASI arguments and environment of a module's instances.
+#[derive(clap::Args, Clone)]
+struct WasiArgs {
+    /// A WASI argument (after argv[0], the module's name); repeatable.
+    #[arg(long = "arg", allow_hyphen_values = true)]
+    wasi_args: Vec<String>,
+    /// A WASI environment variable, KEY=value; repeatable.
+    #[arg(long = "env")]
+    wasi_env: Vec<String>,
+}
+
+impl WasiArgs {
+    fn args(&self) -> Vec<&str> {
+        self.wasi_args.iter().map(String::as_str).collect()
+    }
+
+    fn env(&self) -> Vec<&str> {
+        self.wasi_env.iter().map(String::as_str).collect()
+    }
+}
+
 #[derive(clap::Args, Clone, Copy)]
 struct LimitArgs {
     /// Fuel (about one unit per executed instruction) allowed to each call [default: 100000000].
@@ -61,11 +82,13 @@ enum Command {
         /// Registry name [default: the file's stem].
         #[arg(long)]
         name: Option<String>,
-        /// Function to run at load [default: main, if exported]; "" runs nothing.
+        /// Function to run at load [default: main, else _start, if exported]; "" runs nothing.
         #[arg(long)]
         entrypoint: Option<String>,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        wasi: WasiArgs,
     },
     /// Unload a module and free its instances.
     Unload {
@@ -92,7 +115,7 @@ enum Command {
     Run {
         /// The .wasm file.
         file: PathBuf,
-        /// Function to run at load [default: main, if exported]; "" runs nothing.
+        /// Function to run at load [default: main, else _start, if exported]; "" runs nothing.
         #[arg(long)]
         entrypoint: Option<String>,
         /// After the entrypoint, call this export with ARGS and print its results.
@@ -103,6 +126,8 @@ enum Command {
         args: Vec<String>,
         #[command(flatten)]
         limits: LimitArgs,
+        #[command(flatten)]
+        wasi: WasiArgs,
     },
 }
 
@@ -123,40 +148,39 @@ fn execute(cli: &Cli) -> Result<()> {
             invoke,
             args,
             limits,
+            wasi,
         } => {
             let wasm =
                 std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            return run::run(
-                &out,
-                &wasm,
-                entrypoint.as_deref(),
-                invoke.as_deref(),
-                args,
-                limits.limits(),
-            );
+            let name = module_name(file, None)?;
+            let spec = wasm_engine::LoadSpec {
+                name: &name,
+                wasm: &wasm,
+                entrypoint: entrypoint.as_deref(),
+                limits: limits.limits(),
+                args: &wasi.args(),
+                env: &wasi.env(),
+            };
+            return run::run(&out, &spec, invoke.as_deref(), args);
         }
         Command::Load {
             file,
             name,
             entrypoint,
             limits,
+            wasi,
         } => {
             let wasm =
                 std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            let name = match name {
-                Some(n) => n.clone(),
-                None => file
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .context("cannot derive a module name from the file name: pass --name")?
-                    .to_string(),
-            };
+            let name = module_name(file, name.as_deref())?;
             let mut dev = Device::open(&cli.device)?;
             let req = Request::Load {
                 name: &name,
                 wasm: &wasm,
                 entrypoint: entrypoint.as_deref(),
                 limits: limits.limits(),
+                args: wasi.args(),
+                env: wasi.env(),
             };
             match dev.request(&req)? {
                 Response::Loaded {
@@ -206,7 +230,8 @@ fn execute(cli: &Cli) -> Result<()> {
                     results,
                     fuel_used,
                     cpu,
-                } => out.called(&results, fuel_used, cpu),
+                    exit,
+                } => out.called(&results, fuel_used, cpu, exit),
                 other => unexpected(other),
             }
         }
@@ -220,6 +245,28 @@ fn execute(cli: &Cli) -> Result<()> {
         },
     }
     Ok(())
+}
+
+/// `name`, or the file's stem made into a valid module name.
+fn module_name(file: &std::path::Path, name: Option<&str>) -> Result<String> {
+    if let Some(n) = name {
+        return Ok(n.to_string());
+    }
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .context("cannot derive a module name from the file name: pass --name")?;
+    Ok(stem
+        .chars()
+        .take(wasm_proto::MAX_NAME_LEN)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect())
 }
 
 fn unexpected(resp: Response) -> ! {

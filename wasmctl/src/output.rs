@@ -62,10 +62,14 @@ impl Output {
     }
 
     /// Results of `call` or `run --invoke`.
-    pub fn called(&self, results: &[Value], fuel_used: u64, cpu: u32) {
+    pub fn called(&self, results: &[Value], fuel_used: u64, cpu: u32, exit: Option<i32>) {
         if self.json {
             let r: Vec<Json> = results.iter().map(value_json).collect();
-            self.print_json(json!({ "results": r, "fuel_used": fuel_used, "cpu": cpu }));
+            self.print_json(
+                json!({ "results": r, "fuel_used": fuel_used, "cpu": cpu, "exit": exit }),
+            );
+        } else if let Some(code) = exit {
+            println!("exited with {code}");
         } else {
             let r: Vec<String> = results.iter().map(ToString::to_string).collect();
             println!("{}", r.join(" "));

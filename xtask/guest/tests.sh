@@ -241,6 +241,26 @@ $W unload connect-authz > /dev/null
 $W unload syscall-stats > /dev/null
 $W unload probe > /dev/null
 
+# --- guests in other languages (WASI) -------------------------------------------------------
+# Each /languages/NAME.wasm is a WASI command: its lines in the kernel log ("NAME: ...") must be
+# those of expected.txt, and wasmctl run in user space must print the very same lines.
+for f in /languages/*.wasm; do
+	name=$(basename "$f" .wasm)
+	grep "^$name: " /languages/expected.txt > /tmp/expected.txt
+	if ! $W load "$f" --name "$name" > /tmp/load.txt 2>&1; then
+		ko "wasi-$name-kernel" "$(cat /tmp/load.txt)"
+		continue
+	fi
+	dmesg | grep -o "$name: .*" | awk '!seen[$0]++' > /tmp/kernel.txt
+	if cmp -s /tmp/expected.txt /tmp/kernel.txt; then ok "wasi-$name-kernel"; else ko "wasi-$name-kernel" "$(cat /tmp/kernel.txt)"; fi
+	$W run "$f" > /tmp/user.txt 2>&1
+	if cmp -s /tmp/kernel.txt /tmp/user.txt; then ok "wasi-$name-user-same"; else ko "wasi-$name-user-same" "$(cat /tmp/user.txt)"; fi
+	$W unload "$name" > /dev/null
+done
+$W load /languages/c-primes.wasm --name c-args --arg one --arg "two words" --env A=1 > /dev/null
+if dmesg | grep -q "c-args: args = 3"; then ok wasi-args-from-load; else ko wasi-args-from-load "$(dmesg | grep c-args)"; fi
+$W unload c-args > /dev/null
+
 # --- rmmod with modules loaded ------------------------------------------------------------
 $W load $G/hello_world_rust.wasm --name left-behind > /dev/null
 $W load $G/probe.wasm --name left-behind-too > /dev/null

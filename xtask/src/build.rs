@@ -28,6 +28,8 @@ pub struct Userland {
     pub bpf_loader: PathBuf,
     /// Directory of the compiled eBPF samples.
     pub bpf_objects: PathBuf,
+    /// Directory of the guests in other languages, with `expected.txt`.
+    pub languages: PathBuf,
 }
 
 /// Builds the kernel-independent parts: the Rust kernel library, the guests, `wasmctl`.
@@ -37,6 +39,7 @@ pub fn userland(root: &Path) -> Result<Userland> {
         "rust-kmod",
         "build-samples",
         "build-bpf",
+        "build-languages",
     ]))?;
     run(Command::new("cargo")
         .current_dir(root)
@@ -54,6 +57,7 @@ pub fn userland(root: &Path) -> Result<Userland> {
         guests: root.join("samples/target/wasm32-unknown-unknown/release"),
         bpf_loader: root.join("target/release/wasm-bpf"),
         bpf_objects: root.join("target/bpf"),
+        languages: root.join("target/languages"),
     })
 }
 

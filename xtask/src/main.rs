@@ -103,6 +103,7 @@ fn payload(userland: &build::Userland, p: &Prepared, scenario: &'static str) -> 
         bpf_loader: userland.bpf_loader.clone(),
         guests: userland.guests.clone(),
         bpf_objects: userland.bpf_objects.clone(),
+        languages: userland.languages.clone(),
         scenario,
     }
 }

@@ -31,6 +31,8 @@ pub struct Payload {
     pub guests: PathBuf,
     /// Directory whose `.bpf.o` files go under `/bpf`.
     pub bpf_objects: PathBuf,
+    /// Directory whose `.wasm` and `.txt` files go under `/languages`.
+    pub languages: PathBuf,
     /// The scenario script, run by `/init` as `/scenario.sh`.
     pub scenario: &'static str,
 }
@@ -99,6 +101,8 @@ pub fn initramfs(payload: &Payload, out: &Path) -> Result<()> {
     for (dir, suffix, dest) in [
         (&payload.guests, ".wasm", "guests"),
         (&payload.bpf_objects, ".bpf.o", "bpf"),
+        (&payload.languages, ".wasm", "languages"),
+        (&payload.languages, ".txt", "languages"),
     ] {
         for f in files_ending(dir, suffix)? {
             let name = f

@@ -17,6 +17,8 @@ pub(crate) struct InstanceData {
     pub(crate) limits: wasmi::StoreLimits,
     /// The CPU this instance belongs to.
     pub(crate) cpu: u32,
+    /// WASI state: arguments, environment, output line buffers.
+    pub(crate) wasi: crate::wasi::WasiCtx,
 }
 
 /// `(module, name)` of every function the host provides, for error messages.

@@ -7,8 +7,12 @@
 //! slices the [`Host`] may reschedule and may stop the call (a fatal signal), so an endless guest
 //! neither locks up a CPU nor outlives its caller. Linear memory and tables are capped.
 //!
+//! Guests import the small `env` host API and a WASI preview1 subset (standard output to the
+//! log, clocks, random numbers, arguments and environment, exit), so ordinary programs compiled
+//! for `wasm32-wasip1` run.
+//!
 //! The crate is `no_std` + `alloc`; everything the environment must provide (logging, the CPU
-//! count, rescheduling) comes through the [`Host`] trait. No input, however malformed, makes it
+//! count, rescheduling, clocks, randomness) comes through the [`Host`] trait. No input, however malformed, makes it
 //! panic: errors come back as [`Error`] values that carry an errno and a message.
 #![no_std]
 #![deny(missing_docs)]
@@ -21,6 +25,7 @@ mod module;
 mod raw;
 mod registry;
 mod slot;
+mod wasi;
 
 pub use slot::{TryGuard, TryLock};
 
@@ -62,6 +67,10 @@ pub trait Host: 'static {
     /// Called between two fuel slices of a running call. May reschedule. Returns `false` when
     /// the call must stop (for example the calling task has a fatal signal pending).
     fn between_slices() -> bool;
-    /// Monotonic clock in nanoseconds, for the guest's `env.now_ns`.
+    /// Monotonic clock in nanoseconds (`env.now_ns`, WASI's monotonic clock).
     fn now_ns() -> u64;
+    /// Wall-clock time in nanoseconds since the Unix epoch (WASI's realtime clock).
+    fn realtime_ns() -> u64;
+    /// Fills `buf` with random bytes (WASI's `random_get`).
+    fn random(buf: &mut [u8]);
 }

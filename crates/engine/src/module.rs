@@ -2,6 +2,7 @@
 
 use crate::host_api::{self, InstanceData};
 use crate::slot::TryLock;
+use crate::wasi::{self, WasiCtx};
 use crate::{
     Error, Host, DEFAULT_BPF_FUEL, DEFAULT_FUEL, DEFAULT_MEMORY, FUEL_SLICE, MAX_MEMORY,
     MAX_RECURSION_DEPTH, MAX_TABLE_ELEMENTS, MIN_STACK_HEIGHT,
@@ -27,10 +28,14 @@ pub struct LoadSpec<'a> {
     pub name: &'a str,
     /// The module's binary.
     pub wasm: &'a [u8],
-    /// Entrypoint: `None` runs `main` if exported, `Some("")` runs nothing.
+    /// Entrypoint: `None` runs `main` or else `_start` if exported, `Some("")` runs nothing.
     pub entrypoint: Option<&'a str>,
     /// Limits; zero fields take the defaults.
     pub limits: Limits,
+    /// WASI arguments after argv\[0\] (which is the module's name).
+    pub args: &'a [&'a str],
+    /// WASI environment, `KEY=value` each.
+    pub env: &'a [&'a str],
 }
 
 /// The outcome of a successful call.
@@ -42,6 +47,8 @@ pub struct CallOutcome {
     pub fuel_used: u64,
     /// The CPU whose instance ran the call.
     pub cpu: u32,
+    /// The code the guest passed to WASI `proc_exit`, if it exited (then `results` is empty).
+    pub exit: Option<i32>,
 }
 
 /// One instance and its store.
@@ -160,17 +167,27 @@ fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, Error> {
     Module::new(engine, wasm).map_err(|e| Error::Invalid(one_line(&e.to_string())))
 }
 
+/// What every instance of a module is made from.
+struct Plan<'a> {
+    spec: &'a LoadSpec<'a>,
+    limits: &'a Limits,
+    exports: &'a [FuncSig],
+    /// WASI imports without an implementation, linked to `ENOSYS` stubs.
+    stubs: &'a [(String, wasmi::FuncType)],
+}
+
 /// Creates one instance. Out of line for the same reason as [`compile`].
 #[inline(never)]
 fn instantiate<H: Host>(
     engine: &Engine,
     module: &Module,
     cpu: u32,
-    limits: &Limits,
-    exports: &[FuncSig],
+    plan: &Plan<'_>,
 ) -> Result<Instance, Error> {
+    let (limits, exports) = (plan.limits, plan.exports);
     let mut linker = Linker::new(engine);
     host_api::define::<H>(&mut linker).map_err(|e| Error::Link(e.to_string()))?;
+    wasi::define::<H>(&mut linker, plan.stubs).map_err(|e| Error::Link(e.to_string()))?;
     let store_limits = StoreLimitsBuilder::new()
         .memory_size(usize::try_from(limits.memory).unwrap_or(usize::MAX))
         .table_elements(MAX_TABLE_ELEMENTS)
@@ -183,6 +200,7 @@ fn instantiate<H: Host>(
         InstanceData {
             limits: store_limits,
             cpu,
+            wasi: WasiCtx::new(plan.spec.name, plan.spec.args, plan.spec.env),
         },
     );
     store.limiter(|data| &mut data.limits);
@@ -270,7 +288,7 @@ impl Instance {
         args: &[Val],
         out: &mut [Val],
         budget: u64,
-    ) -> (u64, Result<(), Error>) {
+    ) -> (u64, Result<Option<i32>, Error>) {
         let store = &mut self.store;
         let first = budget.min(FUEL_SLICE);
         let mut given = first;
@@ -280,10 +298,11 @@ impl Instance {
         let mut call = func.call_resumable(&mut *store, args, out);
         let result = loop {
             match call {
-                Ok(ResumableCall::Finished) => break Ok(()),
-                Ok(ResumableCall::HostTrap(trap)) => {
-                    break Err(Error::Trap(trap.host_error().to_string()))
-                }
+                Ok(ResumableCall::Finished) => break Ok(None),
+                Ok(ResumableCall::HostTrap(trap)) => match trap.host_error().i32_exit_status() {
+                    Some(code) => break Ok(Some(code)),
+                    None => break Err(Error::Trap(trap.host_error().to_string())),
+                },
                 Ok(ResumableCall::OutOfFuel(resume)) => {
                     let remaining = budget - given;
                     let next = remaining.min(FUEL_SLICE).max(resume.required_fuel());
@@ -299,7 +318,10 @@ impl Instance {
                     }
                     call = resume.resume(&mut *store, out);
                 }
-                Err(e) => break Err(run_error(&e, budget)),
+                Err(e) => match e.i32_exit_status() {
+                    Some(code) => break Ok(Some(code)),
+                    None => break Err(run_error(&e, budget)),
+                },
             }
         };
         let left = store.get_fuel().unwrap_or(0);
@@ -318,7 +340,7 @@ impl Slot {
         function: &str,
         args: &[Value],
         budget: u64,
-    ) -> Result<(Vec<Value>, u64), Error> {
+    ) -> Result<(Vec<Value>, u64, Option<i32>), Error> {
         let func = inst
             .instance
             .get_func(&inst.store, function)
@@ -347,13 +369,17 @@ impl Slot {
             .collect();
         self.calls.fetch_add(1, Relaxed);
         let (used, result) = inst.run::<H>(func, &inputs, &mut outputs, budget);
+        inst.store.data_mut().wasi.flush::<H>();
         self.fuel_used.fetch_add(used, Relaxed);
         self.memory.store(inst.memory_size(), Relaxed);
-        if let Err(e) = result {
-            self.traps.fetch_add(1, Relaxed);
-            return Err(e);
+        match result {
+            Err(e) => {
+                self.traps.fetch_add(1, Relaxed);
+                Err(e)
+            }
+            Ok(Some(code)) => Ok((Vec::new(), used, Some(code))),
+            Ok(None) => Ok((outputs.iter().filter_map(from_val).collect(), used, None)),
         }
-        Ok((outputs.iter().filter_map(from_val).collect(), used))
     }
 }
 
@@ -403,6 +429,7 @@ impl<H: Host> LoadedModule<H> {
         let module = compile(&engine, spec.wasm)?;
 
         let mut imports = Vec::new();
+        let mut stubs = Vec::new();
         for import in module.imports() {
             let (m, n) = (import.module(), import.name());
             let ExternType::Func(ty) = import.ty() else {
@@ -410,14 +437,19 @@ impl<H: Host> LoadedModule<H> {
                     "{m}.{n}: only function imports are provided"
                 )));
             };
-            if !host_api::PROVIDED.contains(&(m, n)) {
+            if m == wasi::MODULE {
+                if !wasi::IMPLEMENTED.contains(&n) {
+                    stubs.push((n.to_string(), ty.clone()));
+                }
+            } else if !host_api::PROVIDED.contains(&(m, n)) {
                 let provided: Vec<String> = host_api::PROVIDED
                     .iter()
                     .map(|(m, n)| format!("{m}.{n}"))
                     .collect();
                 return Err(Error::Link(format!(
-                    "the module imports {m}.{n}, which is not provided (provided: {})",
-                    provided.join(", ")
+                    "the module imports {m}.{n}, which is not provided (provided: {}, and {})",
+                    provided.join(", "),
+                    wasi::MODULE
                 )));
             }
             imports.push(sig(format!("{m}.{n}"), ty));
@@ -432,8 +464,11 @@ impl<H: Host> LoadedModule<H> {
 
         let entrypoint = match spec.entrypoint {
             Some(name) => name.to_string(),
-            None if exports.iter().any(|e| e.name == "main") => "main".to_string(),
-            None => String::new(),
+            None => ["main", "_start"]
+                .into_iter()
+                .find(|n| exports.iter().any(|e| e.name == *n))
+                .unwrap_or_default()
+                .to_string(),
         };
         let entry_args: Vec<Value> = if entrypoint.is_empty() {
             Vec::new()
@@ -471,7 +506,13 @@ impl<H: Host> LoadedModule<H> {
                     (engine, module)
                 }
             };
-            let inst = instantiate::<H>(&engine, &module, cpu, &limits, &exports)?;
+            let plan = Plan {
+                spec,
+                limits: &limits,
+                exports: &exports,
+                stubs: &stubs,
+            };
+            let inst = instantiate::<H>(&engine, &module, cpu, &plan)?;
             slots.push(Slot {
                 memory: AtomicU64::new(inst.memory_size()),
                 state: TryLock::new(inst),
@@ -507,8 +548,9 @@ impl<H: Host> LoadedModule<H> {
         for cpu in 0..self.slots.len() {
             let out = self.call_on(cpu, &self.entrypoint, &self.entry_args)?;
             if cpu == 0 {
-                self.entry_result = match out.results[..] {
-                    [Value::I32(v)] => Some(v),
+                self.entry_result = match (out.exit, &out.results[..]) {
+                    (Some(code), _) => Some(code),
+                    (None, [Value::I32(v)]) => Some(*v),
                     _ => None,
                 };
             }
@@ -564,11 +606,13 @@ impl<H: Host> LoadedModule<H> {
     ) -> Result<CallOutcome, Error> {
         let slot = self.slots.get(cpu).ok_or(Error::Busy)?;
         let mut inst = slot.state.try_lock().ok_or(Error::Busy)?;
-        let (results, fuel_used) = slot.call::<H>(&mut inst, function, args, self.limits.fuel)?;
+        let (results, fuel_used, exit) =
+            slot.call::<H>(&mut inst, function, args, self.limits.fuel)?;
         Ok(CallOutcome {
             results,
             fuel_used,
             cpu: cpu as u32,
+            exit,
         })
     }
 

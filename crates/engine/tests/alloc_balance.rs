@@ -52,6 +52,12 @@ impl Host for QuietHost {
     fn now_ns() -> u64 {
         0
     }
+    fn realtime_ns() -> u64 {
+        0
+    }
+    fn random(buf: &mut [u8]) {
+        buf.fill(0);
+    }
 }
 
 #[test]
@@ -74,6 +80,8 @@ fn load_call_unload_leaves_nothing_behind() {
         wasm: &wasm,
         entrypoint: None,
         limits,
+        args: &[],
+        env: &[],
     };
     let before = live();
     for _ in 0..3 {
@@ -111,6 +119,8 @@ fn steady_state_raw_calls_do_not_allocate() {
         wasm: &wasm,
         entrypoint: None,
         limits: Limits::default(),
+        args: &[],
+        env: &[],
     };
     let m = reg.load(&spec).unwrap();
     let (fib, len) = (

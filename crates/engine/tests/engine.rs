@@ -30,6 +30,12 @@ impl Host for TestHost {
     fn now_ns() -> u64 {
         42
     }
+    fn realtime_ns() -> u64 {
+        1_700_000_000_000_000_000
+    }
+    fn random(buf: &mut [u8]) {
+        buf.fill(7);
+    }
 }
 
 fn logs() -> Vec<String> {
@@ -42,6 +48,8 @@ fn spec<'a>(name: &'a str, wasm: &'a [u8]) -> LoadSpec<'a> {
         wasm,
         entrypoint: None,
         limits: Limits::default(),
+        args: &[],
+        env: &[],
     }
 }
 

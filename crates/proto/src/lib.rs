@@ -247,6 +247,10 @@ pub enum Request<'a> {
         entrypoint: Option<&'a str>,
         /// Limits; zero fields take the defaults.
         limits: Limits,
+        /// WASI arguments after argv\[0\] (the module's name).
+        args: Vec<&'a str>,
+        /// WASI environment, `KEY=value` each.
+        env: Vec<&'a str>,
     },
     /// Removes a module and frees its instances.
     Unload {
@@ -357,7 +361,8 @@ pub enum Response {
     Loaded {
         /// Instances created.
         instances: u32,
-        /// The entrypoint's result on the first instance, if it returned an `i32`.
+        /// The entrypoint's result on the first instance: its `i32` result, or the code it
+        /// passed to WASI `proc_exit`.
         entry_result: Option<i32>,
     },
     /// The module was unloaded.
@@ -372,6 +377,8 @@ pub enum Response {
         fuel_used: u64,
         /// The CPU whose instance ran it.
         cpu: u32,
+        /// The code passed to WASI `proc_exit`, if the guest exited (`results` is then empty).
+        exit: Option<i32>,
     },
     /// Answer to [`Request::Stats`].
     Stats(Stats),
@@ -437,6 +444,8 @@ mod tests {
                 bpf_fuel: 6,
                 memory: 65536,
             },
+            args: vec!["-v", "x y"],
+            env: vec!["A=1"],
         };
         let frame = encode(&req).unwrap();
         assert_eq!(&frame[..4], b"WASM");
@@ -451,6 +460,7 @@ mod tests {
             results: vec![Value::F64(nan.to_bits()), Value::I64(-1)],
             fuel_used: 9,
             cpu: 1,
+            exit: None,
         };
         let frame = encode(&resp).unwrap();
         let back: Response = decode(&frame).unwrap();

@@ -15,6 +15,8 @@ mod raw {
         pub fn wasm_shim_this_cpu() -> u32;
         pub fn wasm_shim_between_slices() -> bool;
         pub fn wasm_shim_now_ns() -> u64;
+        pub fn wasm_shim_realtime_ns() -> u64;
+        pub fn wasm_shim_random_bytes(buf: *mut c_void, len: usize);
         pub fn wasm_shim_registry_lock();
         pub fn wasm_shim_registry_unlock();
         pub fn wasm_shim_copy_from_user(to: *mut c_void, from: *const c_void, n: usize) -> usize;
@@ -76,6 +78,18 @@ pub fn between_slices() -> bool {
 pub fn now_ns() -> u64 {
     // SAFETY: no preconditions.
     unsafe { raw::wasm_shim_now_ns() }
+}
+
+/// `ktime_get_real_ns()`.
+pub fn realtime_ns() -> u64 {
+    // SAFETY: no preconditions.
+    unsafe { raw::wasm_shim_realtime_ns() }
+}
+
+/// `get_random_bytes()`: fills `buf` from the kernel RNG (any context).
+pub fn random_bytes(buf: &mut [u8]) {
+    // SAFETY: `buf` is a live, writable buffer of that length.
+    unsafe { raw::wasm_shim_random_bytes(buf.as_mut_ptr().cast(), buf.len()) }
 }
 
 /// Holds the shim's registry mutex; released on drop.

@@ -32,6 +32,14 @@ impl Host for KernelHost {
     fn now_ns() -> u64 {
         ffi::now_ns()
     }
+
+    fn realtime_ns() -> u64 {
+        ffi::realtime_ns()
+    }
+
+    fn random(buf: &mut [u8]) {
+        ffi::random_bytes(buf)
+    }
 }
 
 /// Logs one formatted line.

@@ -253,6 +253,8 @@ fn handle(req: Request<'_>) -> Response {
             wasm,
             entrypoint,
             limits,
+            args,
+            env,
         } => {
             log_fmt(format_args!("wasm: command load"));
             let result = load(LoadSpec {
@@ -260,6 +262,8 @@ fn handle(req: Request<'_>) -> Response {
                 wasm,
                 entrypoint,
                 limits,
+                args: &args,
+                env: &env,
             });
             if let Err(e) = &result {
                 log_fmt(format_args!(
@@ -292,6 +296,7 @@ fn handle(req: Request<'_>) -> Response {
                 results: o.results,
                 fuel_used: o.fuel_used,
                 cpu: o.cpu,
+                exit: o.exit,
             }),
         Request::Stats => {
             let (live_allocations, live_bytes) = crate::alloc_kernel::live();

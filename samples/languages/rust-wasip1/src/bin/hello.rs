@@ -1,0 +1,4 @@
+//! Hello world with Rust's standard library on WASI.
+fn main() {
+    println!("Hello, world!");
+}

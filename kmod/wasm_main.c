@@ -29,6 +29,10 @@
 
 static DEFINE_MUTEX(wasm_registry_lock);
 
+static unsigned int memory_cap_mb = 256;
+module_param(memory_cap_mb, uint, 0444);
+MODULE_PARM_DESC(memory_cap_mb, "Linear memory all Wasm instances may hold together, in MiB");
+
 /* Stack measurement: the unused part of the task stack is painted, and the
  * deepest overwritten word tells the peak use. The lowest words, holding
  * the stack-end magic, are left alone.
@@ -260,7 +264,7 @@ static struct miscdevice wasm_dev = {
 
 static int __init wasm_init(void)
 {
-	int ret = wasm_rs_init();
+	int ret = wasm_rs_init((u64)memory_cap_mb << 20);
 
 	if (ret)
 		return ret;

@@ -11,7 +11,7 @@
 #include <linux/types.h>
 
 /* Implemented in Rust, called by the shim. */
-int wasm_rs_init(void);
+int wasm_rs_init(u64 memory_cap);
 void wasm_rs_exit(void);
 void *wasm_rs_open(void);
 void wasm_rs_release(void *session);

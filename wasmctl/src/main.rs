@@ -61,6 +61,10 @@ struct LimitArgs {
     /// Largest linear memory of each instance, in bytes; suffixes K, M, G [default: 64M].
     #[arg(long, value_parser = args::parse_size)]
     memory: Option<u64>,
+    /// Instances to create [default: one per possible CPU]; fewer save memory for big guests
+    /// called from user space (calls from CPU n use instance n mod N).
+    #[arg(long)]
+    instances: Option<u32>,
 }
 
 impl LimitArgs {
@@ -69,6 +73,7 @@ impl LimitArgs {
             fuel: self.fuel.unwrap_or(0),
             bpf_fuel: self.bpf_fuel.unwrap_or(0),
             memory: self.memory.unwrap_or(0),
+            instances: self.instances.unwrap_or(0),
         }
     }
 }

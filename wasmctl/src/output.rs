@@ -144,12 +144,17 @@ impl Output {
             self.print_json(json!({
                 "modules": s.modules, "cpus": s.cpus,
                 "live_allocations": s.live_allocations, "live_bytes": s.live_bytes,
+                "memory_used": s.memory_used, "memory_cap": s.memory_cap,
                 "stack_size": s.stack_size, "work_stack_size": s.work_stack_size, "stack_peak": stack,
             }));
             return;
         }
         println!("modules           {}", s.modules);
         println!("cpus              {}", s.cpus);
+        println!(
+            "linear memory     {} of {} bytes",
+            s.memory_used, s.memory_cap
+        );
         println!(
             "live allocations  {} ({} bytes)",
             s.live_allocations, s.live_bytes

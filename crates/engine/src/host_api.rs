@@ -13,8 +13,8 @@ use wasmi::{Caller, Extern, Linker};
 
 /// Per-instance data every host function can see.
 pub(crate) struct InstanceData {
-    /// Memory and table caps.
-    pub(crate) limits: wasmi::StoreLimits,
+    /// Memory and table caps, and the share of the global memory budget.
+    pub(crate) limits: crate::budget::Limiter,
     /// The CPU this instance belongs to.
     pub(crate) cpu: u32,
     /// WASI state: arguments, environment, output line buffers.

@@ -19,6 +19,7 @@
 
 extern crate alloc;
 
+mod budget;
 mod error;
 mod host_api;
 mod module;
@@ -29,6 +30,7 @@ mod wasi;
 
 pub use slot::{TryGuard, TryLock};
 
+pub use budget::MemoryBudget;
 pub use error::Error;
 pub use module::{CallOutcome, LoadSpec, LoadedModule};
 pub use raw::RawError;
@@ -48,6 +50,8 @@ pub const MAX_MODULES: usize = 256;
 pub const DEFAULT_MEMORY: u64 = 64 << 20;
 /// Largest memory limit a load request may ask for.
 pub const MAX_MEMORY: u64 = 1 << 30;
+/// Linear memory all modules may hold together, unless the registry is told otherwise.
+pub const DEFAULT_MEMORY_CAP: u64 = 256 << 20;
 /// Bytes of Wasm value stack each instance allocates up front, so calls from eBPF programs
 /// find it ready (deeper calls grow it).
 pub const MIN_STACK_HEIGHT: usize = 64 << 10;

@@ -1,5 +1,6 @@
 //! A compiled module with one instance per CPU.
 
+use crate::budget::{Limiter, MemoryBudget};
 use crate::host_api::{self, InstanceData};
 use crate::slot::TryLock;
 use crate::wasi::{self, WasiCtx};
@@ -14,9 +15,7 @@ use alloc::vec::Vec;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use wasm_proto::{FuncSig, InstanceInfo, Limits, ModuleInfo, ValType, Value, MAX_VALUES};
-use wasmi::{
-    Engine, ExternType, Func, Linker, Module, ResumableCall, Store, StoreLimitsBuilder, Val,
-};
+use wasmi::{Engine, ExternType, Func, Linker, Module, ResumableCall, Store, Val};
 
 /// Fuel allowed to a module's start function, which runs in one piece during instantiation.
 const START_FUEL: u64 = 10 * FUEL_SLICE;
@@ -174,6 +173,8 @@ struct Plan<'a> {
     exports: &'a [FuncSig],
     /// WASI imports without an implementation, linked to `ENOSYS` stubs.
     stubs: &'a [(String, wasmi::FuncType)],
+    /// The memory budget all instances draw from.
+    budget: &'static MemoryBudget,
 }
 
 /// Creates one instance. Out of line for the same reason as [`compile`].
@@ -188,13 +189,11 @@ fn instantiate<H: Host>(
     let mut linker = Linker::new(engine);
     host_api::define::<H>(&mut linker).map_err(|e| Error::Link(e.to_string()))?;
     wasi::define::<H>(&mut linker, plan.stubs).map_err(|e| Error::Link(e.to_string()))?;
-    let store_limits = StoreLimitsBuilder::new()
-        .memory_size(usize::try_from(limits.memory).unwrap_or(usize::MAX))
-        .table_elements(MAX_TABLE_ELEMENTS)
-        .instances(1)
-        .memories(1)
-        .tables(4)
-        .build();
+    let store_limits = Limiter::new(
+        usize::try_from(limits.memory).unwrap_or(usize::MAX),
+        MAX_TABLE_ELEMENTS,
+        plan.budget,
+    );
     let mut store = Store::new(
         engine,
         InstanceData {
@@ -399,14 +398,15 @@ impl<H: Host> LoadedModule<H> {
     /// # Errors
     ///
     /// A bad name, an invalid binary, an import the host lacks, a bad entrypoint signature or
-    /// a limit. Nothing is kept on error.
-    pub fn load(spec: &LoadSpec<'_>) -> Result<Self, Error> {
+    /// a limit (per instance, or `budget`, shared by all modules). Nothing is kept on error.
+    pub fn load(spec: &LoadSpec<'_>, budget: &'static MemoryBudget) -> Result<Self, Error> {
         check_name(spec.name)?;
         let or = |v: u64, default: u64| if v == 0 { default } else { v };
         let limits = Limits {
             fuel: or(spec.limits.fuel, DEFAULT_FUEL),
             bpf_fuel: or(spec.limits.bpf_fuel, DEFAULT_BPF_FUEL),
             memory: or(spec.limits.memory, DEFAULT_MEMORY),
+            instances: spec.limits.instances,
         };
         if limits.memory > MAX_MEMORY {
             return Err(Error::Memory(format!(
@@ -491,7 +491,11 @@ impl<H: Host> LoadedModule<H> {
             }
         };
 
-        let cpus = H::cpu_count().max(1);
+        let possible = H::cpu_count().max(1);
+        let cpus = match spec.limits.instances as usize {
+            0 => possible,
+            n => n.min(possible),
+        };
         let mut slots = Vec::new();
         slots
             .try_reserve_exact(cpus)
@@ -511,6 +515,7 @@ impl<H: Host> LoadedModule<H> {
                 limits: &limits,
                 exports: &exports,
                 stubs: &stubs,
+                budget,
             };
             let inst = instantiate::<H>(&engine, &module, cpu, &plan)?;
             slots.push(Slot {
@@ -564,8 +569,10 @@ impl<H: Host> LoadedModule<H> {
     }
 
     /// The instance of `cpu`.
+    /// The instance calls from `cpu` use: its own, or with fewer instances than CPUs,
+    /// instance `cpu` mod their number.
     pub(crate) fn slot(&self, cpu: usize) -> Option<&Slot> {
-        self.slots.get(cpu)
+        self.slots.get(cpu % self.slots.len().max(1))
     }
 
     /// The module's registry name.

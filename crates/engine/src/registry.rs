@@ -1,5 +1,6 @@
 //! The registry of loaded modules.
 
+use crate::budget::{self, MemoryBudget};
 use crate::module::check_name;
 use crate::{Error, Host, LoadSpec, LoadedModule, MAX_MODULES};
 use alloc::collections::BTreeMap;
@@ -13,6 +14,7 @@ use wasm_proto::ModuleInfo;
 /// lock.
 pub struct Registry<H: Host> {
     modules: BTreeMap<String, Arc<LoadedModule<H>>>,
+    budget: &'static MemoryBudget,
 }
 
 impl<H: Host> Default for Registry<H> {
@@ -22,11 +24,22 @@ impl<H: Host> Default for Registry<H> {
 }
 
 impl<H: Host> Registry<H> {
-    /// An empty registry.
+    /// An empty registry, drawing from the process-wide budget of [`crate::DEFAULT_MEMORY_CAP`].
     pub const fn new() -> Self {
+        Self::with_budget(&budget::GLOBAL)
+    }
+
+    /// An empty registry whose modules draw linear memory from `budget`.
+    pub const fn with_budget(budget: &'static MemoryBudget) -> Self {
         Registry {
             modules: BTreeMap::new(),
+            budget,
         }
+    }
+
+    /// The memory budget of this registry's modules.
+    pub fn budget(&self) -> &'static MemoryBudget {
+        self.budget
     }
 
     /// Fails early if `name` is malformed or taken, before the costly compilation.
@@ -65,7 +78,7 @@ impl<H: Host> Registry<H> {
     /// As [`Self::check_free`] and [`LoadedModule::load`].
     pub fn load(&mut self, spec: &LoadSpec<'_>) -> Result<Arc<LoadedModule<H>>, Error> {
         self.check_free(spec.name)?;
-        let mut module = LoadedModule::load(spec)?;
+        let mut module = LoadedModule::load(spec, self.budget)?;
         module.run_entrypoint()?;
         self.insert(module)
     }

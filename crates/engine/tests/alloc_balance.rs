@@ -74,6 +74,7 @@ fn load_call_unload_leaves_nothing_behind() {
         fuel: 3_000_000,
         bpf_fuel: 0,
         memory: 0,
+        instances: 0,
     };
     let spec = LoadSpec {
         name: "m",

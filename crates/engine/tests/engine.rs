@@ -1,7 +1,7 @@
 //! Engine behaviour under a user-space host that records what guests log.
 
 use std::cell::{Cell, RefCell};
-use wasm_engine::{Error, Host, Limits, LoadSpec, RawError, Registry, Value};
+use wasm_engine::{Error, Host, Limits, LoadSpec, MemoryBudget, RawError, Registry, Value};
 
 thread_local! {
     static LOG: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
@@ -172,6 +172,7 @@ fn endless_guest_runs_out_of_fuel_and_instance_stays_usable() {
         fuel: 5_000_000,
         bpf_fuel: 0,
         memory: 0,
+        instances: 0,
     };
     let m = reg
         .load(&LoadSpec {
@@ -272,6 +273,7 @@ fn memory_cap_is_enforced() {
         fuel: 0,
         bpf_fuel: 0,
         memory: 2 * 65536,
+        instances: 0,
     };
     let e = reg
         .load(&LoadSpec {
@@ -284,6 +286,7 @@ fn memory_cap_is_enforced() {
         fuel: 0,
         bpf_fuel: 0,
         memory: 5 * 65536,
+        instances: 0,
     };
     let m = reg
         .load(&LoadSpec {
@@ -424,6 +427,7 @@ fn raw_call_failures_are_distinct_and_counted() {
         fuel: 0,
         bpf_fuel: 10_000,
         memory: 0,
+        instances: 0,
     };
     let m = reg
         .load(&LoadSpec {
@@ -476,4 +480,45 @@ fn half_declared_or_misplaced_buffers_are_refused_at_load() {
     );
     let e = reg.load(&spec("outside", &outside)).unwrap_err();
     assert!(e.to_string().contains("outside linear memory"), "{e}");
+}
+
+#[test]
+fn a_shared_budget_caps_all_instances_together() {
+    static BUDGET: MemoryBudget = MemoryBudget::new(200 << 10);
+    let mut reg = Registry::<TestHost>::with_budget(&BUDGET);
+    let bin = wasm(
+        r#"(module (memory (export "memory") 2)
+            (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))"#,
+    );
+    // Two instances of 128 KiB do not fit in 200 KiB: refused, and nothing stays charged.
+    let e = reg.load(&spec("two", &bin)).unwrap_err();
+    assert_eq!(e.errno(), 12, "{e}");
+    assert_eq!(BUDGET.used(), 0);
+    // One shared instance fits; growing past the budget fails like any memory.grow.
+    let limits = Limits {
+        fuel: 0,
+        bpf_fuel: 0,
+        memory: 0,
+        instances: 1,
+    };
+    let m = reg
+        .load(&LoadSpec {
+            limits,
+            ..spec("one", &bin)
+        })
+        .unwrap();
+    assert_eq!(m.instances(), 1);
+    assert_eq!(BUDGET.used(), 128 << 10);
+    assert_eq!(
+        m.call(1, "grow", &[Value::I32(2)]).unwrap().results,
+        vec![Value::I32(-1)]
+    );
+    assert_eq!(
+        m.call(1, "grow", &[Value::I32(1)]).unwrap().results,
+        vec![Value::I32(2)]
+    );
+    assert_eq!(BUDGET.used(), 192 << 10);
+    drop(m);
+    reg.remove("one").unwrap();
+    assert_eq!(BUDGET.used(), 0, "unload returns the memory to the budget");
 }

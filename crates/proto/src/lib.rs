@@ -229,6 +229,10 @@ pub struct Limits {
     pub bpf_fuel: u64,
     /// Largest linear memory of one instance, in bytes.
     pub memory: u64,
+    /// Instances to create: 0 for one per possible CPU (what eBPF callers want: no CPU ever
+    /// waits for another), fewer to save memory for big guests called from user space (calls
+    /// from CPU *n* then use instance *n* mod *count*).
+    pub instances: u32,
 }
 
 /// A request from a client.
@@ -343,6 +347,10 @@ pub struct Stats {
     pub stack: Vec<StackPeak>,
     /// Size of a kernel task stack.
     pub stack_size: u64,
+    /// Linear memory all modules' instances hold.
+    pub memory_used: u64,
+    /// The most they may hold together (`insmod wasm.ko memory_cap_mb=N`).
+    pub memory_cap: u64,
     /// Size of the dedicated stack each request's work runs on.
     pub work_stack_size: u64,
 }
@@ -443,6 +451,7 @@ mod tests {
                 fuel: 5,
                 bpf_fuel: 6,
                 memory: 65536,
+                instances: 1,
             },
             args: vec!["-v", "x y"],
             env: vec!["A=1"],

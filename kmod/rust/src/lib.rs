@@ -18,13 +18,16 @@ use core::ffi::c_void;
 use ffi::UserPtr;
 use session::Session;
 
-/// Called by the shim's module init, before `/dev/wasm` exists.
+/// Called by the shim's module init, before `/dev/wasm` exists: `memory_cap` is the
+/// `memory_cap_mb` module parameter, in bytes.
 #[no_mangle]
-pub extern "C" fn wasm_rs_init() -> i32 {
+pub extern "C" fn wasm_rs_init(memory_cap: u64) -> i32 {
+    session::set_memory_cap(memory_cap);
     host::log_fmt(format_args!(
-        "wasm: module loaded, protocol v{}, {} possible cpus",
+        "wasm: module loaded, protocol v{}, {} possible cpus, linear memory cap {} MiB",
         wasm_proto::PROTOCOL_VERSION,
-        ffi::possible_cpus()
+        ffi::possible_cpus(),
+        memory_cap >> 20
     ));
     0
 }

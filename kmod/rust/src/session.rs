@@ -33,6 +33,11 @@ fn with_registry<R>(f: impl FnOnce(&mut Registry<KernelHost>) -> R) -> R {
     f(unsafe { &mut *REGISTRY.0.get() })
 }
 
+/// Sets the linear memory all modules may hold together.
+pub fn set_memory_cap(bytes: u64) {
+    with_registry(|r| r.budget().set_cap(bytes));
+}
+
 /// Frees every module (module exit). Returns how many there were.
 pub fn unload_all() -> usize {
     with_registry(|r| {
@@ -217,8 +222,8 @@ fn log_module(module: &LoadedModule<KernelHost>) {
 
 fn load(spec: LoadSpec<'_>) -> Result<Response, Error> {
     log_fmt(format_args!("wasm: loading module: {}", spec.name));
-    with_registry(|r| r.check_free(spec.name))?;
-    let mut module = LoadedModule::<KernelHost>::load(&spec)?;
+    let budget = with_registry(|r| r.check_free(spec.name).map(|()| r.budget()))?;
+    let mut module = LoadedModule::<KernelHost>::load(&spec, budget)?;
     if !module.entrypoint().is_empty() {
         log_fmt(format_args!(
             "wasm: calling module entrypoint: {}",
@@ -315,6 +320,8 @@ fn handle(req: Request<'_>) -> Response {
                     })
                     .collect(),
                 stack_size: ffi::stack_size() as u64,
+                memory_used: with_registry(|r| r.budget().used()),
+                memory_cap: with_registry(|r| r.budget().cap()),
                 work_stack_size: ffi::work_stack_size() as u64,
             }))
         }

@@ -70,6 +70,12 @@ $(BPF_OUT)/%.bpf.o: samples/bpf/%.bpf.c include/wasm_bpf.h
 LANG_OUT := $(CURDIR)/target/languages
 WASI_CFLAGS := --target=wasm32-wasi --sysroot=/usr -O2 -Wall -Werror -Wl,--strip-all
 RUST_WASIP1 := samples/languages/rust-wasip1
+GO ?= /usr/lib/go-1.23/bin/go
+ZIG ?= python3 -m ziglang
+ZIG_FLAGS := -target wasm32-wasi -O ReleaseSmall --stack 1048576 \
+	--cache-dir $(CURDIR)/target/zig-cache --global-cache-dir $(CURDIR)/target/zig-cache
+ASC := samples/languages/assemblyscript/node_modules/.bin/asc
+ASC_FLAGS := --config samples/languages/assemblyscript/node_modules/@assemblyscript/wasi-shim/asconfig.json -O3
 build-languages:
 	@mkdir -p $(LANG_OUT)
 	clang $(WASI_CFLAGS) -o $(LANG_OUT)/c-hello.wasm samples/languages/c/hello.c
@@ -79,6 +85,14 @@ build-languages:
 	$(CARGO) build --release --target wasm32-wasip1 --manifest-path $(RUST_WASIP1)/Cargo.toml
 	cp $(RUST_WASIP1)/target/wasm32-wasip1/release/hello.wasm $(LANG_OUT)/rust-hello.wasm
 	cp $(RUST_WASIP1)/target/wasm32-wasip1/release/primes.wasm $(LANG_OUT)/rust-primes.wasm
+	cd samples/languages/go && for p in hello primes; do \
+		GOOS=wasip1 GOARCH=wasm GOCACHE=$(CURDIR)/target/go-cache GOPATH=$(CURDIR)/target/go-path \
+		$(GO) build -o $(LANG_OUT)/go-$$p.wasm ./$$p || exit 1; done
+	for p in hello primes; do \
+		$(ZIG) build-exe samples/languages/zig/$$p.zig $(ZIG_FLAGS) -femit-bin=$(LANG_OUT)/zig-$$p.wasm || exit 1; done
+	cd samples/languages/assemblyscript && npm ci --silent --no-audit --no-fund
+	for p in hello primes; do \
+		$(ASC) samples/languages/assemblyscript/assembly/$$p.ts $(ASC_FLAGS) -o $(LANG_OUT)/as-$$p.wasm || exit 1; done
 	cp samples/languages/expected.txt $(LANG_OUT)/expected.txt
 
 build-hello-world-rust-wasm:

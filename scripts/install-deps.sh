@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(build-essential bc bison flex kmod cpio xz-utils zstd perl libelf-dev libssl-dev
 	busybox-static clang llvm lld dwarves libbpf-dev zlib1g-dev libzstd-dev
 	wasi-libc libclang-rt-14-dev-wasm32 libc++-14-dev-wasm32 libc++abi-14-dev-wasm32)
-backports_packages=(qemu-system-x86)
+backports_packages=(qemu-system-x86 golang-1.23-go)
 
 missing() {
 	local p
@@ -58,4 +58,7 @@ else
 	echo "install-deps: rustup not found: install Rust with rustup first" >&2
 	exit 1
 fi
+# Zig comes from PyPI, AssemblyScript from npm (samples/languages/assemblyscript).
+python3 -m ziglang version >/dev/null 2>&1 || python3 -m pip install -q "ziglang==0.17.1"
+command -v npm >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends npm >/dev/null
 echo "install-deps: ready"

@@ -1,0 +1,2 @@
+// Hello world in AssemblyScript, with the WASI shim.
+console.log("Hello, world!");

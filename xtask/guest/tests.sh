@@ -271,4 +271,22 @@ if [ ! -e /sys/module/wasm ]; then ok rmmod; else ko rmmod "rmmod failed"; fi
 expect_klog rmmod-frees-everything "wasm: module unloaded, 2 wasm modules freed, 0 live allocations (0 bytes)"
 if [ -e /dev/wasm ]; then ko device-removed "/dev/wasm remains"; else ok device-removed; fi
 expect_fail missing-device-explained "does not exist: load the kernel module first" $W list
+
+# --- the global memory cap and shared instances -------------------------------------------
+# probe's linear memory is 17 pages (1114112 bytes): two per-CPU instances fit in 4 MiB,
+# four do not, three (two + one shared) do.
+if insmod /lib/wasm.ko memory_cap_mb=4; then ok insmod-memory-cap; else ko insmod-memory-cap "insmod failed"; fi
+expect_ok memory-cap-shown "linear memory +0 of 4194304 bytes" $W stats
+expect_ok memory-cap-first-fits "loaded cap1: 2 instances" $W load $G/probe.wasm --name cap1
+expect_ok memory-use-shown "linear memory +2228224 of 4194304 bytes" $W stats
+expect_fail memory-cap-enforced "memory limit.*\(ENOMEM\)" $W load $G/probe.wasm --name cap2
+expect_ok shared-instance-fits "loaded cap3: 1 instances" $W load $G/probe.wasm --name cap3 --instances 1
+expect_ok shared-instance-from-cpu1 "^42$" taskset -c 1 $W call cap3 add 40 2
+expect_ok shared-instance-from-bpf "ret=1 results=42$" taskset -c 1 /bin/wasm-bpf call /bpf/kfunc_test.bpf.o --module cap3 --function add 40 2
+$W unload cap1 > /dev/null
+$W unload cap3 > /dev/null
+expect_ok memory-returned "linear memory +0 of 4194304 bytes" $W stats
+tries=0
+until rmmod wasm 2>/dev/null || [ $tries -ge 10 ]; do tries=$((tries + 1)); sleep 1; done
+expect_klog rmmod-again-frees-everything "wasm: module unloaded, 0 wasm modules freed, 0 live allocations (0 bytes)"
 finish

@@ -140,6 +140,7 @@ check: rust-kmod
 	cd kmod/rust && RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(KMOD_RUSTFLAGS)" \
 		$(CARGO) clippy --release --target $(KMOD_TARGET) -Zbuild-std=core,alloc -- -D warnings
 	cd samples && $(CARGO) clippy --release --target wasm32-unknown-unknown -- -D warnings
+	cd $(RUST_WASIP1) && $(CARGO) clippy --release --target wasm32-wasip1 -- -D warnings
 	$(CARGO) xtask checkpatch
 
 clean:

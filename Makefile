@@ -90,6 +90,11 @@ build-languages:
 		$(GO) build -o $(LANG_OUT)/go-$$p.wasm ./$$p || exit 1; done
 	for p in hello primes; do \
 		$(ZIG) build-exe samples/languages/zig/$$p.zig $(ZIG_FLAGS) -femit-bin=$(LANG_OUT)/zig-$$p.wasm || exit 1; done
+	@mkdir -p $(CURDIR)/target/d-obj
+	for p in hello primes; do \
+		ldc2 -mtriple=wasm32-unknown-wasi -betterC -O -boundscheck=off -c samples/languages/d/$$p.d \
+			-of=$(CURDIR)/target/d-obj/$$p.o && \
+		clang $(WASI_CFLAGS) $(CURDIR)/target/d-obj/$$p.o -o $(LANG_OUT)/d-$$p.wasm || exit 1; done
 	cd samples/languages/assemblyscript && npm ci --silent --no-audit --no-fund
 	for p in hello primes; do \
 		$(ASC) samples/languages/assemblyscript/assembly/$$p.ts $(ASC_FLAGS) -o $(LANG_OUT)/as-$$p.wasm || exit 1; done

@@ -1,0 +1,3 @@
+module wasmkm.example/guests
+
+go 1.23

@@ -20,12 +20,16 @@
  * kernel has. Their prototypes are in wasm_shim.h.
  */
 
-/* Non-zero while this CPU runs a kfunc: the allocator must not sleep. */
+/*
+ * Non-zero while this CPU runs a kfunc: the allocator must not sleep, even
+ * where preempt_count() cannot tell (a BPF program in process context under
+ * preemptible RCU, or a kernel without CONFIG_PREEMPT_COUNT).
+ */
 static DEFINE_PER_CPU(unsigned int, wasm_bpf_depth);
 
 bool wasm_shim_atomic_context(void)
 {
-	return !preemptible() || this_cpu_read(wasm_bpf_depth);
+	return in_interrupt() || irqs_disabled() || this_cpu_read(wasm_bpf_depth);
 }
 
 /**

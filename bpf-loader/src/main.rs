@@ -51,28 +51,9 @@ enum Cmd {
         data: String,
     },
     /// Test-run an XDP program on a crafted packet and print its verdict.
-    Xdp {
-        object: PathBuf,
-        #[arg(long)]
-        prog: String,
-        /// `tcp:SRC:SPORT-DST:DPORT`, `udp:...` or `icmp:SRC-DST`.
-        #[arg(long)]
-        packet: String,
-        /// Runs of the program in the one test run.
-        #[arg(long, default_value_t = 1)]
-        repeat: u32,
-    },
+    Xdp(PacketRun),
     /// Test-run a TC (SCHED_CLS) program on a crafted packet and print its verdict.
-    Tc {
-        object: PathBuf,
-        #[arg(long)]
-        prog: String,
-        #[arg(long)]
-        packet: String,
-        /// Runs of the program in the one test run.
-        #[arg(long, default_value_t = 1)]
-        repeat: u32,
-    },
+    Tc(PacketRun),
     /// Load and attach the named programs, run COMMAND, detach; exits with COMMAND's status.
     Attach {
         object: PathBuf,
@@ -96,6 +77,20 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         rounds: usize,
     },
+}
+
+/// A test run of a packet program.
+#[derive(clap::Args)]
+struct PacketRun {
+    object: PathBuf,
+    #[arg(long)]
+    prog: String,
+    /// `tcp:SRC:SPORT-DST:DPORT`, `udp:...` or `icmp:SRC-DST`.
+    #[arg(long)]
+    packet: String,
+    /// Runs of the program in the one test run.
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
 }
 
 fn main() {
@@ -243,18 +238,18 @@ fn run(cmd: Cmd) -> Result<()> {
                 String::from_utf8_lossy(out)
             );
         }
-        Cmd::Xdp {
+        Cmd::Xdp(PacketRun {
             object,
             prog,
             packet,
             repeat,
-        }
-        | Cmd::Tc {
+        })
+        | Cmd::Tc(PacketRun {
             object,
             prog,
             packet,
             repeat,
-        } => {
+        }) => {
             let obj = load(&object, &[prog.as_str()])?;
             let packet = packet::build(&packet)?;
             println!("verdict={}", verdict(&obj, &prog, &packet, repeat)?);

@@ -1,46 +1,9 @@
 //! Engine behaviour under a user-space host that records what guests log.
 
-use std::cell::{Cell, RefCell};
-use wasm_engine::{Error, Host, Limits, LoadSpec, MemoryBudget, RawError, Registry, Value};
+mod common;
 
-thread_local! {
-    static LOG: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-    static SLICES_LEFT: Cell<u64> = const { Cell::new(u64::MAX) };
-}
-
-struct TestHost;
-
-impl Host for TestHost {
-    fn log(line: &[u8]) {
-        LOG.with(|l| {
-            l.borrow_mut()
-                .push(String::from_utf8_lossy(line).into_owned())
-        });
-    }
-    fn cpu_count() -> usize {
-        2
-    }
-    fn between_slices() -> bool {
-        SLICES_LEFT.with(|s| {
-            let left = s.get();
-            s.set(left.saturating_sub(1));
-            left > 0
-        })
-    }
-    fn now_ns() -> u64 {
-        42
-    }
-    fn realtime_ns() -> u64 {
-        1_700_000_000_000_000_000
-    }
-    fn random(buf: &mut [u8]) {
-        buf.fill(7);
-    }
-}
-
-fn logs() -> Vec<String> {
-    LOG.with(|l| l.take())
-}
+use common::{allow_slices, logs, TestHost};
+use wasm_engine::{Error, Limits, LoadSpec, MemoryBudget, RawError, Registry, Value};
 
 fn spec<'a>(name: &'a str, wasm: &'a [u8]) -> LoadSpec<'a> {
     LoadSpec {
@@ -197,9 +160,9 @@ fn host_can_interrupt_between_slices() {
     let mut reg = Registry::<TestHost>::new();
     let bin = wasm(MATHS);
     let m = reg.load(&spec("intr", &bin)).unwrap();
-    SLICES_LEFT.with(|s| s.set(3));
+    allow_slices(3);
     assert_eq!(m.call(0, "spin", &[]), Err(Error::Interrupted));
-    SLICES_LEFT.with(|s| s.set(u64::MAX));
+    allow_slices(u64::MAX);
 }
 
 #[test]

@@ -1,41 +1,17 @@
 //! The WASI preview1 subset, under a user-space host that records log lines.
 
-use std::cell::RefCell;
-use wasm_engine::{Host, Limits, LoadSpec, Registry, Value};
+mod common;
 
-thread_local! {
-    static LOG: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-}
+use common::{logs, TestHost};
+use wasm_engine::{Limits, LoadSpec, Registry, Value};
 
-struct TestHost;
-
-impl Host for TestHost {
-    fn log(line: &[u8]) {
-        LOG.with(|l| {
-            l.borrow_mut()
-                .push(String::from_utf8_lossy(line).into_owned())
-        });
-    }
-    fn cpu_count() -> usize {
-        1
-    }
-    fn between_slices() -> bool {
-        true
-    }
-    fn now_ns() -> u64 {
-        5
-    }
-    fn realtime_ns() -> u64 {
-        1_700_000_000_123_456_789
-    }
-    fn random(buf: &mut [u8]) {
-        buf.fill(0xab);
-    }
-}
-
-fn logs() -> Vec<String> {
-    LOG.with(|l| l.take())
-}
+/// One instance: the tests look at a single instance's output.
+const ONE: Limits = Limits {
+    fuel: 0,
+    bpf_fuel: 0,
+    memory: 0,
+    instances: 1,
+};
 
 /// A WASI command: writes "hi\npartial" to stdout, "err\n" to stderr, copies argv and environ
 /// to memory for inspection, reads the clocks and random bytes, calls an unimplemented WASI
@@ -86,7 +62,7 @@ fn a_wasi_command_runs_and_exits_with_its_code() {
         name: "cmd",
         wasm: &wasm,
         entrypoint: None,
-        limits: Limits::default(),
+        limits: ONE,
         args: &["one", "two words"],
         env: &["A=1"],
     };
@@ -153,7 +129,7 @@ fn exit_from_a_call_is_reported() {
         name: "q",
         wasm: &wasm,
         entrypoint: None,
-        limits: Limits::default(),
+        limits: ONE,
         args: &[],
         env: &[],
     };
@@ -180,7 +156,7 @@ fn long_lines_are_split_not_dropped() {
         name: "long",
         wasm: &wasm,
         entrypoint: None,
-        limits: Limits::default(),
+        limits: ONE,
         args: &[],
         env: &[],
     };

@@ -243,17 +243,20 @@ $W unload probe > /dev/null
 
 # --- guests in other languages (WASI) -------------------------------------------------------
 # Each /languages/NAME.wasm is a WASI command: its lines in the kernel log ("NAME: ...") must be
-# those of expected.txt, and wasmctl run in user space must print the very same lines.
+# those of expected.txt, and wasmctl run in user space must print the very same lines. An
+# interpreter gets its script, /languages/NAME.js, as its argument.
 for f in /languages/*.wasm; do
 	name=$(basename "$f" .wasm)
 	grep "^$name: " /languages/expected.txt > /tmp/expected.txt
-	if ! $W load "$f" --name "$name" > /tmp/load.txt 2>&1; then
+	set -- --fuel 20000000000
+	[ -f "/languages/$name.js" ] && set -- "$@" --instances 1 --arg "$(cat "/languages/$name.js")"
+	if ! $W load "$f" --name "$name" "$@" > /tmp/load.txt 2>&1; then
 		ko "wasi-$name-kernel" "$(cat /tmp/load.txt)"
 		continue
 	fi
 	dmesg | grep -o "$name: .*" | awk '!seen[$0]++' > /tmp/kernel.txt
 	if cmp -s /tmp/expected.txt /tmp/kernel.txt; then ok "wasi-$name-kernel"; else ko "wasi-$name-kernel" "$(cat /tmp/kernel.txt)"; fi
-	$W run "$f" > /tmp/user.txt 2>&1
+	$W run "$f" "$@" > /tmp/user.txt 2>&1
 	if cmp -s /tmp/kernel.txt /tmp/user.txt; then ok "wasi-$name-user-same"; else ko "wasi-$name-user-same" "$(cat /tmp/user.txt)"; fi
 	$W unload "$name" > /dev/null
 done

@@ -71,6 +71,7 @@ LANG_OUT := $(CURDIR)/target/languages
 WASI_CFLAGS := --target=wasm32-wasi --sysroot=/usr -O2 -Wall -Werror -Wl,--strip-all
 RUST_WASIP1 := samples/languages/rust-wasip1
 JS_BOA := samples/languages/js-boa
+PYTHON := samples/languages/python-rustpython
 GO ?= /usr/lib/go-1.23/bin/go
 ZIG ?= python3 -m ziglang
 ZIG_FLAGS := -target wasm32-wasi -O ReleaseSmall --stack 1048576 \
@@ -100,9 +101,12 @@ build-languages:
 	for p in hello primes; do \
 		$(ASC) samples/languages/assemblyscript/assembly/$$p.ts $(ASC_FLAGS) -o $(LANG_OUT)/as-$$p.wasm || exit 1; done
 	$(CARGO) build --release --target wasm32-wasip1 --manifest-path $(JS_BOA)/Cargo.toml
+	$(CARGO) build --release --target wasm32-wasip1 --manifest-path $(PYTHON)/Cargo.toml
 	for p in hello primes; do \
 		cp $(JS_BOA)/target/wasm32-wasip1/release/js-boa.wasm $(LANG_OUT)/js-$$p.wasm && \
-		cp $(JS_BOA)/$$p.js $(LANG_OUT)/js-$$p.js || exit 1; done
+		cp $(JS_BOA)/$$p.js $(LANG_OUT)/js-$$p.script && \
+		cp $(PYTHON)/target/wasm32-wasip1/release/python-rustpython.wasm $(LANG_OUT)/py-$$p.wasm && \
+		cp $(PYTHON)/$$p.py $(LANG_OUT)/py-$$p.script || exit 1; done
 	cp samples/languages/expected.txt $(LANG_OUT)/expected.txt
 
 build-hello-world-rust-wasm:
@@ -147,12 +151,14 @@ check: rust-kmod
 	cd samples && $(CARGO) fmt --check
 	cd $(RUST_WASIP1) && $(CARGO) fmt --check
 	cd $(JS_BOA) && $(CARGO) fmt --check
+	cd $(PYTHON) && $(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	cd kmod/rust && RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(KMOD_RUSTFLAGS)" \
 		$(CARGO) clippy --release --target $(KMOD_TARGET) -Zbuild-std=core,alloc -- -D warnings
 	cd samples && $(CARGO) clippy --release --target wasm32-unknown-unknown -- -D warnings
 	cd $(RUST_WASIP1) && $(CARGO) clippy --release --target wasm32-wasip1 -- -D warnings
 	cd $(JS_BOA) && $(CARGO) clippy --release --target wasm32-wasip1 -- -D warnings
+	cd $(PYTHON) && $(CARGO) clippy --release --target wasm32-wasip1 -- -D warnings
 	$(CARGO) xtask checkpatch
 
 clean:

@@ -244,12 +244,12 @@ $W unload probe > /dev/null
 # --- guests in other languages (WASI) -------------------------------------------------------
 # Each /languages/NAME.wasm is a WASI command: its lines in the kernel log ("NAME: ...") must be
 # those of expected.txt, and wasmctl run in user space must print the very same lines. An
-# interpreter gets its script, /languages/NAME.js, as its argument.
+# interpreter gets its script, /languages/NAME.script, as its argument.
 for f in /languages/*.wasm; do
 	name=$(basename "$f" .wasm)
 	grep "^$name: " /languages/expected.txt > /tmp/expected.txt
 	set -- --fuel 20000000000
-	[ -f "/languages/$name.js" ] && set -- "$@" --instances 1 --arg "$(cat "/languages/$name.js")"
+	[ -f "/languages/$name.script" ] && set -- "$@" --instances 1 --arg "$(cat "/languages/$name.script")"
 	if ! $W load "$f" --name "$name" "$@" > /tmp/load.txt 2>&1; then
 		ko "wasi-$name-kernel" "$(cat /tmp/load.txt)"
 		continue

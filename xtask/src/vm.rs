@@ -103,7 +103,7 @@ pub fn initramfs(payload: &Payload, out: &Path) -> Result<()> {
         (&payload.bpf_objects, ".bpf.o", "bpf"),
         (&payload.languages, ".wasm", "languages"),
         (&payload.languages, ".txt", "languages"),
-        (&payload.languages, ".js", "languages"),
+        (&payload.languages, ".script", "languages"),
     ] {
         for f in files_ending(dir, suffix)? {
             let name = f

@@ -5,6 +5,7 @@
 //! | `fd_write` | fd 1 and 2: line-buffered per instance, each line logged as `module: line` (long lines split, partial lines flushed when a call ends); other fds `EBADF` |
 //! | `fd_read` | fd 0: end of file; other fds `EBADF` |
 //! | `fd_fdstat_get`, `fd_close` | fds 0–2 are character devices; others `EBADF` |
+//! | `fd_seek` | fds 0–2: `ESPIPE` (they are not seekable); others `EBADF` |
 //! | `fd_prestat_get`, `fd_prestat_dir_name` | `EBADF`: no preopened directories |
 //! | `args_*`, `environ_*` | from the load request (argv\[0\] is the module name) |
 //! | `clock_time_get`, `clock_res_get` | realtime and monotonic clocks (CPU-time clocks read the monotonic one) |
@@ -29,6 +30,7 @@ pub(crate) const IMPLEMENTED: &[&str] = &[
     "fd_read",
     "fd_fdstat_get",
     "fd_close",
+    "fd_seek",
     "fd_prestat_get",
     "fd_prestat_dir_name",
     "args_sizes_get",
@@ -48,6 +50,7 @@ const EBADF: i32 = 8;
 const EFAULT: i32 = 21;
 const EINVAL: i32 = 28;
 const ENOSYS: i32 = 52;
+const ESPIPE: i32 = 70;
 
 /// Longest line logged at once; longer lines are split.
 const LINE_MAX: usize = 480;
@@ -309,6 +312,17 @@ pub(crate) fn define<H: Host>(
             EBADF
         }
     })?;
+    linker.func_wrap(
+        m,
+        "fd_seek",
+        |_: Caller<'_, InstanceData>, fd: i32, _offset: i64, _whence: i32, _pos: i32| {
+            if (0..=2).contains(&fd) {
+                ESPIPE
+            } else {
+                EBADF
+            }
+        },
+    )?;
     linker.func_wrap(
         m,
         "fd_prestat_get",

@@ -27,6 +27,7 @@ const COMMAND: &str = r#"(module
   (import "wasi_snapshot_preview1" "fd_prestat_get" (func $prestat (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (import "wasi_snapshot_preview1" "fd_seek" (func $seek (param i32 i64 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 100) "hi\npartial")
   (data (i32.const 120) "err\n")
@@ -48,6 +49,7 @@ const COMMAND: &str = r#"(module
     (i32.store (i32.const 724)
       (call $path_open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
                        (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 0)))
+    (i32.store (i32.const 728) (call $seek (i32.const 1) (i64.const 0) (i32.const 0) (i32.const 800)))
     (call $exit (i32.const 3))
     unreachable)
   (func (export "peek") (param i32) (result i32) (i32.load (local.get 0)))
@@ -115,6 +117,7 @@ fn a_wasi_command_runs_and_exits_with_its_code() {
         52,
         "unimplemented WASI functions are ENOSYS stubs"
     );
+    assert_eq!(peek(728), 70, "stdout is not seekable: ESPIPE");
 }
 
 #[test]

@@ -42,6 +42,8 @@ rust-kmod:
 		$(CARGO) build --release --target $(KMOD_TARGET) -Zbuild-std=core,alloc
 
 module: rust-kmod
+	@test -d $(KDIR) || { echo "no kernel headers at $(KDIR): install linux-headers-$(KVER)" \
+		"or pass KDIR=...; to try wasm.ko in a VM instead: make demo" >&2; exit 1; }
 	$(MAKE) -C $(KDIR) M=$(KMOD_DIR) WASM_RUST_LIB=$(KMOD_LIB) modules
 
 insmod:

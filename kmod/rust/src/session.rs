@@ -305,8 +305,9 @@ fn handle(req: Request<'_>) -> Response {
             }),
         Request::Stats => {
             let (live_allocations, live_bytes) = crate::alloc_kernel::live();
+            let (modules, budget) = with_registry(|r| (r.len(), r.budget()));
             Ok(Response::Stats(Stats {
-                modules: with_registry(|r| r.len()) as u32,
+                modules: modules as u32,
                 cpus: ffi::possible_cpus() as u32,
                 live_allocations,
                 live_bytes,
@@ -320,8 +321,8 @@ fn handle(req: Request<'_>) -> Response {
                     })
                     .collect(),
                 stack_size: ffi::stack_size() as u64,
-                memory_used: with_registry(|r| r.budget().used()),
-                memory_cap: with_registry(|r| r.budget().cap()),
+                memory_used: budget.used(),
+                memory_cap: budget.cap(),
                 work_stack_size: ffi::work_stack_size() as u64,
             }))
         }

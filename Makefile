@@ -78,6 +78,11 @@ GO ?= /usr/lib/go-1.23/bin/go
 ZIG ?= python3 -m ziglang
 ZIG_FLAGS := -target wasm32-wasi -O ReleaseSmall --stack 1048576 \
 	--cache-dir $(CURDIR)/target/zig-cache --global-cache-dir $(CURDIR)/target/zig-cache
+# Nim's C backend through clang for wasm32-wasi; main_shim.c enters Nim (see there).
+NIM_FLAGS := --hints:off -d:release --cpu:wasm32 --os:linux --cc:clang --mm:arc -d:useMalloc \
+	-d:noSignalHandler --threads:off --noMain \
+	--passC:"--target=wasm32-wasi --sysroot=/usr" \
+	--passL:"--target=wasm32-wasi --sysroot=/usr -Wl,--strip-all"
 ASC := samples/languages/assemblyscript/node_modules/.bin/asc
 ASC_FLAGS := --config samples/languages/assemblyscript/node_modules/@assemblyscript/wasi-shim/asconfig.json -O3
 build-languages:
@@ -99,6 +104,10 @@ build-languages:
 		ldc2 -mtriple=wasm32-unknown-wasi -betterC -O -boundscheck=off -c samples/languages/d/$$p.d \
 			-of=$(CURDIR)/target/d-obj/$$p.o && \
 		clang $(WASI_CFLAGS) $(CURDIR)/target/d-obj/$$p.o -o $(LANG_OUT)/d-$$p.wasm || exit 1; done
+	for p in hello primes; do \
+		nim c $(NIM_FLAGS) --nimcache:$(CURDIR)/target/nim-cache/$$p \
+			--passL:"$(CURDIR)/samples/languages/nim/main_shim.c" \
+			--out:$(LANG_OUT)/nim-$$p.wasm samples/languages/nim/$$p.nim || exit 1; done
 	cd samples/languages/assemblyscript && npm ci --silent --no-audit --no-fund
 	for p in hello primes; do \
 		$(ASC) samples/languages/assemblyscript/assembly/$$p.ts $(ASC_FLAGS) -o $(LANG_OUT)/as-$$p.wasm || exit 1; done

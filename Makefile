@@ -83,6 +83,11 @@ NIM_FLAGS := --hints:off -d:release --cpu:wasm32 --os:linux --cc:clang --mm:arc 
 	-d:noSignalHandler --threads:off --noMain \
 	--passC:"--target=wasm32-wasi --sysroot=/usr" \
 	--passL:"--target=wasm32-wasi --sysroot=/usr -Wl,--strip-all"
+# Lua 5.4 from Debian's source package, errors ending the program (no setjmp here).
+LUA_BUILD := $(CURDIR)/target/lua
+LUA_CFLAGS := --target=wasm32-wasi --sysroot=/usr -O2 -Isamples/languages/lua/include \
+	-D_WASI_EMULATED_SIGNAL -D_WASI_EMULATED_PROCESS_CLOCKS -DLUA_TMPNAMBUFSIZE=32 \
+	'-DLUAI_THROW(L,c)=abort()' '-DLUAI_TRY(L,c,a)=a' '-Dluai_jmpbuf=int' '-Dlua_tmpnam(b,e)={e=1;}'
 ASC := samples/languages/assemblyscript/node_modules/.bin/asc
 ASC_FLAGS := --config samples/languages/assemblyscript/node_modules/@assemblyscript/wasi-shim/asconfig.json -O3
 build-languages:
@@ -108,6 +113,15 @@ build-languages:
 		nim c $(NIM_FLAGS) --nimcache:$(CURDIR)/target/nim-cache/$$p \
 			--passL:"$(CURDIR)/samples/languages/nim/main_shim.c" \
 			--out:$(LANG_OUT)/nim-$$p.wasm samples/languages/nim/$$p.nim || exit 1; done
+	rm -rf $(LUA_BUILD) && mkdir -p $(LUA_BUILD) && cd $(LUA_BUILD) && \
+		apt-get source --download-only -qq lua5.4 2>/dev/null && tar xzf lua5.4_*.orig.tar.gz
+	for f in $(LUA_BUILD)/lua-*/src/*.c samples/languages/lua/wasi_stubs.c; do \
+		case $$f in */luac.c) continue ;; esac; \
+		clang $(LUA_CFLAGS) -c $$f -o $(LUA_BUILD)/$$(basename $$f .c).o || exit 1; done
+	clang $(WASI_CFLAGS) $(LUA_BUILD)/*.o -lwasi-emulated-signal -lwasi-emulated-process-clocks \
+		-o $(LANG_OUT)/lua-hello.wasm
+	cp $(LANG_OUT)/lua-hello.wasm $(LANG_OUT)/lua-primes.wasm
+	for p in hello primes; do cp samples/languages/lua/$$p.lua $(LANG_OUT)/lua-$$p.script; done
 	cd samples/languages/assemblyscript && npm ci --silent --no-audit --no-fund
 	for p in hello primes; do \
 		$(ASC) samples/languages/assemblyscript/assembly/$$p.ts $(ASC_FLAGS) -o $(LANG_OUT)/as-$$p.wasm || exit 1; done

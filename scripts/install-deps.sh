@@ -16,28 +16,35 @@ missing() {
 	done
 }
 
-backports=/etc/apt/sources.list.d/wasm-kernel-module-backports.sources
-if [ ! -f "$backports" ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-	# Reuse the mirror this machine already uses for bookworm; never name a host here.
-	mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-	if [ -z "$mirror" ]; then
-		mirror=$(awk '$1 == "deb" && $3 ~ /^bookworm/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)
-	fi
-	[ -n "$mirror" ] || { echo "install-deps: cannot find the Debian mirror in /etc/apt" >&2; exit 1; }
-	cat >"$backports" <<SRC
-Types: deb
+# bookworm-backports (QEMU, Go, the 6.12 kernels) and bookworm's sources (Lua, for the Lua
+# guest), from the mirror this machine already uses for bookworm; never name a host here.
+sources=/etc/apt/sources.list.d/wasm-kernel-module.sources
+mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+if [ -z "$mirror" ]; then
+	mirror=$(awk '$1 == "deb" && $3 ~ /^bookworm/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)
+fi
+[ -n "$mirror" ] || { echo "install-deps: cannot find the Debian mirror in /etc/apt" >&2; exit 1; }
+wanted="Types: deb
 URIs: $mirror
 Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-	added_backports=yes
+
+Types: deb-src
+URIs: $mirror
+Suites: bookworm
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg"
+if [ "$(cat "$sources" 2>/dev/null)" != "$wanted" ]; then
+	printf '%s\n' "$wanted" >"$sources"
+	rm -f /etc/apt/sources.list.d/wasm-kernel-module-backports.sources
+	sources_changed=yes
 fi
 
 need=$(missing "${packages[@]}")
 need_bpo=$(missing "${backports_packages[@]}")
 # The kernel packages are resolved through apt's lists: refresh them once if they are empty.
-if [ -n "$need$need_bpo" ] || [ "${added_backports:-}" = yes ] || [ -z "$(apt-cache search --names-only '^linux-image-6\.12\.' | head -1)" ]; then
+if [ -n "$need$need_bpo" ] || [ "${sources_changed:-}" = yes ] || [ -z "$(apt-cache search --names-only '^linux-image-6\.12\.' | head -1)" ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	# shellcheck disable=SC2086 # word splitting of the package lists is intended

@@ -249,6 +249,7 @@ for f in /languages/*.wasm; do
 	name=$(basename "$f" .wasm)
 	grep "^$name: " /languages/expected.txt > /tmp/expected.txt
 	set -- --fuel 20000000000
+	case "$name" in lua-*) set -- "$@" --arg -e ;; esac
 	[ -f "/languages/$name.script" ] && set -- "$@" --instances 1 --arg "$(cat "/languages/$name.script")"
 	if ! $W load "$f" --name "$name" "$@" > /tmp/load.txt 2>&1; then
 		ko "wasi-$name-kernel" "$(cat /tmp/load.txt)"

@@ -155,9 +155,7 @@ fn execute(cli: &Cli) -> Result<()> {
             limits,
             wasi,
         } => {
-            let wasm =
-                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            let name = module_name(file, None)?;
+            let (wasm, name) = read_module(file, None)?;
             let spec = wasm_engine::LoadSpec {
                 name: &name,
                 wasm: &wasm,
@@ -175,9 +173,7 @@ fn execute(cli: &Cli) -> Result<()> {
             limits,
             wasi,
         } => {
-            let wasm =
-                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            let name = module_name(file, name.as_deref())?;
+            let (wasm, name) = read_module(file, name.as_deref())?;
             let mut dev = Device::open(&cli.device)?;
             let req = Request::Load {
                 name: &name,
@@ -250,6 +246,12 @@ fn execute(cli: &Cli) -> Result<()> {
         },
     }
     Ok(())
+}
+
+/// The module's binary, and `name` or else the file's stem made into a valid module name.
+fn read_module(file: &std::path::Path, name: Option<&str>) -> Result<(Vec<u8>, String)> {
+    let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok((wasm, module_name(file, name)?))
 }
 
 /// `name`, or the file's stem made into a valid module name.

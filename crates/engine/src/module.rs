@@ -344,7 +344,8 @@ impl Slot {
             .instance
             .get_func(&inst.store, function)
             .ok_or_else(|| Error::NoFunction(function.to_string()))?;
-        let ty = sig(String::new(), &func.ty(&inst.store));
+        let func_ty = func.ty(&inst.store);
+        let ty = sig(String::new(), &func_ty);
         if ty.params.len() > MAX_VALUES || ty.results.len() > MAX_VALUES {
             return Err(Error::Arguments(format!(
                 "{function} has more than {MAX_VALUES} parameters or results"
@@ -360,8 +361,7 @@ impl Slot {
             )));
         }
         let inputs: Vec<Val> = args.iter().copied().map(to_val).collect();
-        let mut outputs: Vec<Val> = func
-            .ty(&inst.store)
+        let mut outputs: Vec<Val> = func_ty
             .results()
             .iter()
             .map(|t| Val::default_for_ty(*t))

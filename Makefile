@@ -13,7 +13,7 @@ KMOD_TARGET := x86_64-unknown-none
 # thunk conventions of Debian's kernels (objtool checks them). -Zbuild-std rebuilds core and
 # alloc with these flags: the prebuilt ones go through the GOT, which insmod rejects.
 KMOD_RUSTFLAGS := -Crelocation-model=static -Ccode-model=kernel -Crelro-level=off \
-	-Cforce-frame-pointers=y -Cforce-unwind-tables=n \
+	-Cforce-unwind-tables=n \
 	-Zcf-protection=branch -Zretpoline-external-thunk -Zfunction-return=thunk-extern
 KMOD_LIB := $(CURDIR)/kmod/rust/target/$(KMOD_TARGET)/release/libwasm_kmod.a
 
@@ -27,7 +27,7 @@ BPF_OBJS := $(patsubst samples/bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(wildcard samples
 BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 \
 	-I/usr/include/$(shell gcc -dumpmachine) -I$(CURDIR)/include
 
-.PHONY: all deps module rust-kmod insmod rmmod logs build-cli build-samples build-bpf build-languages \
+.PHONY: all deps module rust-kmod insmod rmmod logs build-cli build-samples build-bpf build-bench build-bench-guest build-languages \
 	build-hello-world-rust-wasm load-hello-world-rust-wasm load-ebpf-packet-filter \
 	load-ebpf-connect-authz load-ebpf-syscall-stats bench demo test check clean
 
@@ -38,6 +38,7 @@ deps:
 	$(SUDO) scripts/install-deps.sh
 
 rust-kmod:
+	scripts/patch-wasmi.sh
 	cd kmod/rust && RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(KMOD_RUSTFLAGS)" \
 		$(CARGO) build --release --target $(KMOD_TARGET) -Zbuild-std=core,alloc
 
@@ -60,6 +61,17 @@ build-cli:
 
 build-samples:
 	cd samples && $(CARGO) build --release --target wasm32-unknown-unknown
+
+# The benchmark guest, WebAssembly 1.0 (MVP) so that wasm3 runs it too, core included.
+build-bench-guest:
+	cd bench/guest && RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Ctarget-cpu=mvp" \
+		$(CARGO) build --release --target wasm32-unknown-unknown -Zbuild-std=core
+
+# The benchmark runner: every engine in user space, static so it runs in the VM as well
+# (non-PIE: the kernel build of the engine uses the kernel code model).
+build-bench: rust-kmod build-bench-guest
+	cd bench/runner && RUSTFLAGS="-Ctarget-feature=+crt-static -Crelocation-model=static" \
+		WASM_KMOD_LIB=$(KMOD_LIB) $(CARGO) build --release --target x86_64-unknown-linux-gnu
 
 build-bpf: $(BPF_OBJS)
 	$(CARGO) build --release -p wasm-bpf
@@ -157,7 +169,8 @@ load-ebpf-syscall-stats: build-samples build-bpf
 	$(SUDO) $(WASM_BPF) attach $(BPF_OUT)/syscall_stats.bpf.o --prog $(TRACE_PROG) -- $(WASM_BPF) getpgid 100
 	$(SUDO) $(WASMCTL) call syscall-stats count
 
-# eBPF -> Wasm call cost, measured in the VM on both kernels.
+# The engines side by side (user space and the VM on both kernels), the eBPF -> Wasm call
+# cost and load scaling: Markdown tables and charts in target/bench/.
 bench: deps
 	$(CARGO) xtask bench
 

@@ -4,8 +4,8 @@
 # Quick when everything is there already: apt runs only for missing packages.
 set -euo pipefail
 
-packages=(build-essential pkg-config bc bison flex kmod cpio xz-utils zstd perl libelf-dev libssl-dev
-	busybox-static clang llvm lld dwarves libbpf-dev zlib1g-dev libzstd-dev
+packages=(build-essential patch pkg-config bc bison flex kmod cpio xz-utils zstd perl libelf-dev libssl-dev
+	busybox-static clang llvm lld dwarves libbpf-dev bindgen zlib1g-dev libzstd-dev
 	wasi-libc libclang-rt-14-dev-wasm32 libc++-14-dev-wasm32 libc++abi-14-dev-wasm32 ldc nim)
 backports_packages=(qemu-system-x86 golang-1.23-go)
 

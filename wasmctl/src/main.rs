@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use device::Device;
 use std::path::PathBuf;
+use std::time::Instant;
 use wasm_proto::{Limits, Request, Response};
 
 #[derive(Parser)]
@@ -94,6 +95,9 @@ enum Command {
         limits: LimitArgs,
         #[command(flatten)]
         wasi: WasiArgs,
+        /// Print how long the load took (parse, validate, compile, instantiate, entrypoint).
+        #[arg(long)]
+        time: bool,
     },
     /// Unload a module and free its instances.
     Unload {
@@ -111,6 +115,13 @@ enum Command {
         /// Arguments (integers in decimal or 0x hex, floats like 1.5, nan, inf).
         #[arg(allow_negative_numbers = true)]
         args: Vec<String>,
+        /// Call it this many times; the results shown are the last call's.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        repeat: u32,
+        /// Print how long the calls took: median, minimum and maximum of each request's round
+        /// trip through the device (CLOCK_MONOTONIC).
+        #[arg(long)]
+        time: bool,
     },
     /// Show the kernel module's counters (live allocations, stack peaks).
     Stats,
@@ -172,6 +183,7 @@ fn execute(cli: &Cli) -> Result<()> {
             entrypoint,
             limits,
             wasi,
+            time,
         } => {
             let (wasm, name) = read_module(file, name.as_deref())?;
             let mut dev = Device::open(&cli.device)?;
@@ -183,11 +195,14 @@ fn execute(cli: &Cli) -> Result<()> {
                 args: wasi.args(),
                 env: wasi.env(),
             };
-            match dev.request(&req)? {
+            let started = Instant::now();
+            let resp = dev.request(&req)?;
+            let took = [started.elapsed()];
+            match resp {
                 Response::Loaded {
                     instances,
                     entry_result,
-                } => out.loaded(&name, instances, entry_result),
+                } => out.loaded(&name, instances, entry_result, time.then_some(&took[..])),
                 other => unexpected(other),
             }
         }
@@ -205,6 +220,8 @@ fn execute(cli: &Cli) -> Result<()> {
             module,
             function,
             args,
+            repeat,
+            time,
         } => {
             let mut dev = Device::open(&cli.device)?;
             let Response::List(modules) = dev.request(&Request::List)? else {
@@ -221,19 +238,27 @@ fn execute(cli: &Cli) -> Result<()> {
                 .iter()
                 .find(|e| &e.name == function)
                 .with_context(|| format!("module '{module}' exports no function '{function}'"))?;
-            let values = args::parse_values(sig, args)?;
-            match dev.request(&Request::Call {
+            let req = Request::Call {
                 module,
                 function,
-                args: values,
-            })? {
-                Response::Called {
+                args: args::parse_values(sig, args)?,
+            };
+            let mut took = Vec::with_capacity(*repeat as usize);
+            let mut last = None;
+            for _ in 0..*repeat {
+                let started = Instant::now();
+                last = Some(dev.request(&req)?);
+                took.push(started.elapsed());
+            }
+            match last {
+                Some(Response::Called {
                     results,
                     fuel_used,
                     cpu,
                     exit,
-                } => out.called(&results, fuel_used, cpu, exit),
-                other => unexpected(other),
+                }) => out.called(&results, fuel_used, cpu, exit, time.then_some(&took[..])),
+                Some(other) => unexpected(other),
+                None => bail!("no call was made"),
             }
         }
         Command::Stats => match Device::open(&cli.device)?.request(&Request::Stats)? {

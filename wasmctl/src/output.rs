@@ -1,7 +1,51 @@
 //! Human and JSON output.
 
 use serde_json::{json, Value as Json};
+use std::time::Duration;
 use wasm_proto::{FuncSig, ModuleInfo, Stats, Value};
+
+/// Median, minimum and maximum of request durations, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Number of requests.
+    pub count: usize,
+    /// The median (the lower middle one for an even count).
+    pub median_ns: u128,
+    /// The fastest.
+    pub min_ns: u128,
+    /// The slowest.
+    pub max_ns: u128,
+}
+
+impl Timing {
+    /// Summarises `took`; `None` if it is empty.
+    pub fn of(took: &[Duration]) -> Option<Timing> {
+        let mut ns: Vec<u128> = took.iter().map(Duration::as_nanos).collect();
+        ns.sort_unstable();
+        Some(Timing {
+            count: ns.len(),
+            median_ns: *ns.get((ns.len().checked_sub(1)?) / 2)?,
+            min_ns: *ns.first()?,
+            max_ns: *ns.last()?,
+        })
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "time: {} request(s), median {} ns, min {} ns, max {} ns",
+            self.count, self.median_ns, self.min_ns, self.max_ns
+        )
+    }
+
+    fn json(&self) -> Json {
+        json!({
+            "count": self.count,
+            "median_ns": self.median_ns as u64,
+            "min_ns": self.min_ns as u64,
+            "max_ns": self.max_ns as u64,
+        })
+    }
+}
 
 /// Where and how results are printed.
 pub struct Output {
@@ -37,18 +81,29 @@ impl Output {
     }
 
     /// After `load`.
-    pub fn loaded(&self, name: &str, instances: u32, entry_result: Option<i32>) {
+    pub fn loaded(
+        &self,
+        name: &str,
+        instances: u32,
+        entry_result: Option<i32>,
+        took: Option<&[Duration]>,
+    ) {
+        let timing = took.and_then(Timing::of);
         if self.json {
-            self.print_json(
-                json!({ "loaded": name, "instances": instances, "entry_result": entry_result }),
-            );
-        } else {
-            match entry_result {
-                Some(r) => {
-                    println!("loaded {name}: {instances} instances, entrypoint returned {r}")
-                }
-                None => println!("loaded {name}: {instances} instances"),
+            let mut v =
+                json!({ "loaded": name, "instances": instances, "entry_result": entry_result });
+            if let Some(t) = timing {
+                v["time"] = t.json();
             }
+            self.print_json(v);
+            return;
+        }
+        match entry_result {
+            Some(r) => println!("loaded {name}: {instances} instances, entrypoint returned {r}"),
+            None => println!("loaded {name}: {instances} instances"),
+        }
+        if let Some(t) = timing {
+            println!("{}", t.text());
         }
     }
 
@@ -62,17 +117,32 @@ impl Output {
     }
 
     /// Results of `call` or `run --invoke`.
-    pub fn called(&self, results: &[Value], fuel_used: u64, cpu: u32, exit: Option<i32>) {
+    pub fn called(
+        &self,
+        results: &[Value],
+        fuel_used: u64,
+        cpu: u32,
+        exit: Option<i32>,
+        took: Option<&[Duration]>,
+    ) {
+        let timing = took.and_then(Timing::of);
         if self.json {
             let r: Vec<Json> = results.iter().map(value_json).collect();
-            self.print_json(
-                json!({ "results": r, "fuel_used": fuel_used, "cpu": cpu, "exit": exit }),
-            );
-        } else if let Some(code) = exit {
+            let mut v = json!({ "results": r, "fuel_used": fuel_used, "cpu": cpu, "exit": exit });
+            if let Some(t) = timing {
+                v["time"] = t.json();
+            }
+            self.print_json(v);
+            return;
+        }
+        if let Some(code) = exit {
             println!("exited with {code}");
         } else {
             let r: Vec<String> = results.iter().map(ToString::to_string).collect();
             println!("{}", r.join(" "));
+        }
+        if let Some(t) = timing {
+            println!("{}", t.text());
         }
     }
 
@@ -178,5 +248,19 @@ impl Output {
             println!("wasmctl {}", env!("CARGO_PKG_VERSION"));
             println!("wasm.ko {module}, protocol v{protocol}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timing;
+    use std::time::Duration;
+
+    #[test]
+    fn timing_takes_median_min_and_max() {
+        let took = [30, 10, 20, 40].map(Duration::from_nanos);
+        let t = Timing::of(&took).unwrap();
+        assert_eq!((t.count, t.median_ns, t.min_ns, t.max_ns), (4, 20, 10, 40));
+        assert_eq!(Timing::of(&[]), None);
     }
 }

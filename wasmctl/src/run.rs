@@ -70,6 +70,7 @@ pub fn run(
             outcome.fuel_used,
             outcome.cpu,
             outcome.exit,
+            None,
         );
     } else if let Some(code) = module.entry_result() {
         if code != 0 {

@@ -1,5 +1,15 @@
 #!/bin/sh
-# Benchmark scenario: the cost of an eBPF -> Wasm call, from XDP test runs with repeat.
-insmod /lib/wasm.ko
-wasmctl load /guests/probe.wasm --name probe > /dev/null
-wasm-bpf bench /bpf/kfunc_test.bpf.o --repeat 20000 --rounds 5
+# Benchmark scenario, under QEMU icount (one virtual ns per guest instruction). xtask puts
+# SCALE, EBPF_REPEAT and EBPF_ROUNDS before this script.
+insmod /lib/wasm.ko memory_cap_mb=1024 || echo "BENCH-ERROR insmod failed"
+# The workloads on wasm.ko and on the user-space engines, on the same kernel.
+wasm-bench suite --guest /guests/bench_guest.wasm --scale "$SCALE" --rounds 1 \
+	--engine wasm-ko --engine kernel-build --engine engine --engine wasm3 --engine wasmtime ||
+	echo "BENCH-ERROR wasm-bench suite failed"
+# Load time and memory against the number of instances (the kernel has 64 possible CPUs).
+wasm-bench scaling --guest /guests/probe.wasm --instances 1 --instances 2 --instances 8 \
+	--instances 64 || echo "BENCH-ERROR wasm-bench scaling failed"
+# The eBPF -> Wasm call.
+wasmctl load /guests/probe.wasm --name probe > /dev/null || echo "BENCH-ERROR probe load failed"
+wasm-bpf bench /bpf/kfunc_test.bpf.o --repeat "$EBPF_REPEAT" --rounds "$EBPF_ROUNDS" ||
+	echo "BENCH-ERROR wasm-bpf bench failed"

@@ -61,8 +61,18 @@ pub fn userland(root: &Path) -> Result<Userland> {
     })
 }
 
-/// The C shim's files: `kmod/Kbuild`, `kmod/*.c`, `kmod/*.h`.
-pub fn shim_sources(root: &Path) -> Result<Vec<PathBuf>> {
+/// Builds `wasm-bench` (bench/runner), statically linked so it runs in the VM too.
+pub fn bench_runner(root: &Path) -> Result<PathBuf> {
+    run(Command::new("make")
+        .arg("-C")
+        .arg(root)
+        .args(["--no-print-directory", "build-bench"]))?;
+    Ok(root.join("bench/runner/target/x86_64-unknown-linux-gnu/release/wasm-bench"))
+}
+
+/// The C shim's files: `kmod/Kbuild`, `kmod/*.c`, `kmod/*.h` (and `kmod/*.awk` with
+/// `build_files`, the Kbuild helpers).
+pub fn shim_sources(root: &Path, build_files: bool) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(root.join("kmod"))? {
         let path = entry?.path();
@@ -70,7 +80,11 @@ pub fn shim_sources(root: &Path) -> Result<Vec<PathBuf>> {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        if name == "Kbuild" || name.ends_with(".c") || name.ends_with(".h") {
+        if name == "Kbuild"
+            || name.ends_with(".c")
+            || name.ends_with(".h")
+            || (build_files && name.ends_with(".awk"))
+        {
             files.push(path);
         }
     }
@@ -80,7 +94,7 @@ pub fn shim_sources(root: &Path) -> Result<Vec<PathBuf>> {
 /// Builds `wasm.ko` for `kernel` in its own directory (so kernels can build side by side).
 pub fn module(root: &Path, kernel: &Kernel, out: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(out)?;
-    for src in shim_sources(root)? {
+    for src in shim_sources(root, true)? {
         let dst = out.join(src.file_name().context("source name")?);
         // Copy only what changed, so Kbuild rebuilds only what it must.
         if std::fs::read(&src)? != std::fs::read(&dst).unwrap_or_default() {

@@ -5,6 +5,7 @@
 //! `xtask/guest/tests.sh` on 6.1 and 6.12 side by side and fails on any failed check or any
 //! `BUG:`/`WARNING:`/`Oops`/`Call Trace` on the console.
 
+mod bench;
 mod build;
 mod cpio;
 mod kernel;
@@ -37,11 +38,15 @@ enum Task {
         #[arg(long, value_enum)]
         kernel: Vec<Series>,
     },
-    /// Measure the cost of an eBPF -> Wasm call in the VM (deterministic virtual time).
+    /// Benchmark the engines: the guest workloads in user space and in the VM, the eBPF ->
+    /// Wasm call cost and load scaling (deterministic virtual time in the VM).
     Bench {
         /// Kernel series; repeatable (all by default).
         #[arg(long, value_enum)]
         kernel: Vec<Series>,
+        /// Workload sizes: full figures, or a quick check that everything runs.
+        #[arg(long, value_enum, default_value = "full")]
+        scale: bench::Scale,
     },
     /// Download and unpack the kernels only.
     Kernels,
@@ -51,7 +56,8 @@ enum Task {
 
 const TESTS: &str = include_str!("../guest/tests.sh");
 const DEMO: &str = include_str!("../guest/demo.sh");
-const BENCH: &str = include_str!("../guest/bench.sh");
+/// The benchmark scenario (after the variables [`bench`] puts before it).
+pub(crate) const BENCH: &str = include_str!("../guest/bench.sh");
 const VM_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn root() -> PathBuf {
@@ -69,7 +75,7 @@ fn main() {
 }
 
 /// A kernel with `wasm.ko` built for it and the directory for its VM files.
-struct Prepared {
+pub(crate) struct Prepared {
     kernel: Kernel,
     module: PathBuf,
     dir: PathBuf,
@@ -96,7 +102,7 @@ fn prepare(root: &Path, series: &[Series]) -> Result<(build::Userland, Vec<Prepa
     Ok((userland, prepared))
 }
 
-fn payload(userland: &build::Userland, p: &Prepared, scenario: &'static str) -> vm::Payload {
+fn payload(userland: &build::Userland, p: &Prepared, scenario: String) -> vm::Payload {
     vm::Payload {
         module: p.module.clone(),
         wasmctl: userland.wasmctl.clone(),
@@ -105,6 +111,8 @@ fn payload(userland: &build::Userland, p: &Prepared, scenario: &'static str) -> 
         bpf_objects: userland.bpf_objects.clone(),
         languages: userland.languages.clone(),
         scenario,
+        executables: Vec::new(),
+        guest_files: Vec::new(),
     }
 }
 
@@ -119,13 +127,18 @@ fn execute(task: Task) -> Result<()> {
             Ok(())
         }
         Task::Checkpatch => checkpatch(&root),
-        Task::Bench { kernel } => {
+        Task::Bench { kernel, scale } => {
             let series = if kernel.is_empty() {
                 Series::ALL.to_vec()
             } else {
                 kernel
             };
-            bench(&root, &series)
+            let (userland, prepared) = prepare(&root, &series)?;
+            let runner = build::bench_runner(&root)?;
+            let report = bench::run(&root, &userland, &prepared, scale, &runner)?;
+            println!("{report}");
+            println!("(written to target/bench/: report.md and a chart per kernel)");
+            Ok(())
         }
         Task::Demo { kernel } => demo(&root, kernel),
         Task::VmTest { kernel } => {
@@ -141,7 +154,7 @@ fn execute(task: Task) -> Result<()> {
 
 fn checkpatch(root: &Path) -> Result<()> {
     let tree = kernel::source_tree(&root.join("target/vm/kernels"))?;
-    let mut files = build::shim_sources(root)?
+    let mut files = build::shim_sources(root, false)?
         .into_iter()
         .filter_map(|p| p.strip_prefix(root).ok().map(|p| p.display().to_string()))
         .collect::<Vec<_>>();
@@ -168,39 +181,11 @@ fn scenario_output(console: &str) -> impl Iterator<Item = &str> {
         .map(|l| l.find("VM: kernel").map_or(l, |i| &l[i..]))
 }
 
-fn bench(root: &Path, series: &[Series]) -> Result<()> {
-    let (userland, prepared) = prepare(root, series)?;
-    for p in &prepared {
-        let initrd = p.dir.join("initramfs-bench.cpio");
-        vm::initramfs(&payload(&userland, p, BENCH), &initrd)?;
-        eprintln!(
-            "xtask: booting {} under QEMU (icount: one virtual ns per instruction)",
-            p.kernel.release
-        );
-        let console = vm::boot_with(
-            &p.kernel.image,
-            &initrd,
-            VM_TIMEOUT,
-            &["-icount", "shift=0,sleep=off"],
-        )?;
-        std::fs::write(p.dir.join("console-bench.log"), &console)?;
-        let bad = vm::bad_lines(&console);
-        if !bad.is_empty() {
-            bail!("kernel log: {}", bad.join("\n"));
-        }
-        println!("Debian {}:", p.kernel.release);
-        for line in scenario_output(&console).skip(1) {
-            println!("  {line}");
-        }
-    }
-    Ok(())
-}
-
 fn demo(root: &Path, series: Series) -> Result<()> {
     let (userland, prepared) = prepare(root, &[series])?;
     let p = &prepared[0];
     let initrd = p.dir.join("initramfs-demo.cpio");
-    vm::initramfs(&payload(&userland, p, DEMO), &initrd)?;
+    vm::initramfs(&payload(&userland, p, DEMO.to_string()), &initrd)?;
     eprintln!("xtask: booting {} under QEMU", p.kernel.release);
     let console = vm::boot(&p.kernel.image, &initrd, VM_TIMEOUT)?;
     std::fs::write(p.dir.join("console-demo.log"), &console)?;
@@ -263,7 +248,7 @@ fn vm_test(root: &Path, series: &[Series]) -> Result<()> {
     let mut runs = Vec::new();
     for p in &prepared {
         let initrd = p.dir.join("initramfs-tests.cpio");
-        vm::initramfs(&payload(&userland, p, TESTS), &initrd)?;
+        vm::initramfs(&payload(&userland, p, TESTS.to_string()), &initrd)?;
         let image = p.kernel.image.clone();
         let release = p.kernel.release.clone();
         let log = p.dir.join("console-tests.log");

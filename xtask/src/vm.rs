@@ -34,7 +34,11 @@ pub struct Payload {
     /// Directory whose `.wasm` and `.txt` files go under `/languages`.
     pub languages: PathBuf,
     /// The scenario script, run by `/init` as `/scenario.sh`.
-    pub scenario: &'static str,
+    pub scenario: String,
+    /// More static executables, under `/bin`.
+    pub executables: Vec<PathBuf>,
+    /// More guests, under `/guests`.
+    pub guest_files: Vec<PathBuf>,
 }
 
 const INIT: &str = include_str!("../guest/init.sh");
@@ -90,6 +94,18 @@ pub fn initramfs(payload: &Payload, out: &Path) -> Result<()> {
         ("bin/wasmctl".into(), read(&payload.wasmctl)?, 0o755),
         ("bin/wasm-bpf".into(), read(&payload.bpf_loader)?, 0o755),
     ];
+    for (dir, extra, mode) in [
+        ("bin", &payload.executables, 0o755),
+        ("guests", &payload.guest_files, 0o644),
+    ] {
+        for f in extra {
+            let name = f
+                .file_name()
+                .and_then(|n| n.to_str())
+                .context("file name")?;
+            files.push((format!("{dir}/{name}"), read(f)?, mode));
+        }
+    }
     for lib in shared_libraries(&payload.bpf_loader)? {
         let dest = lib
             .to_str()
@@ -132,21 +148,45 @@ pub fn initramfs(payload: &Payload, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// How to boot: the CPU count, extra QEMU arguments and kernel command-line parameters.
+pub struct BootOptions<'a> {
+    /// `-smp`.
+    pub cpus: u32,
+    /// More QEMU arguments.
+    pub qemu: &'a [&'a str],
+    /// More kernel parameters.
+    pub append: &'a str,
+}
+
+impl Default for BootOptions<'_> {
+    fn default() -> Self {
+        BootOptions {
+            cpus: 2,
+            qemu: &[],
+            append: "",
+        }
+    }
+}
+
 /// Boots `image` with `initrd` and returns everything the serial console printed.
 /// Fails if QEMU does not power off within `timeout`.
 pub fn boot(image: &Path, initrd: &Path, timeout: Duration) -> Result<String> {
-    boot_with(image, initrd, timeout, &[])
+    boot_with(image, initrd, timeout, &BootOptions::default())
 }
 
-/// [`boot`] with extra QEMU arguments.
-pub fn boot_with(image: &Path, initrd: &Path, timeout: Duration, extra: &[&str]) -> Result<String> {
+/// [`boot`] with other options.
+pub fn boot_with(
+    image: &Path,
+    initrd: &Path,
+    timeout: Duration,
+    options: &BootOptions<'_>,
+) -> Result<String> {
+    let cmdline = format!("console=ttyS0 panic=-1 quiet {}", options.append);
     let mut child = Command::new("qemu-system-x86_64")
-        .args(extra)
+        .args(options.qemu)
+        .args(["-m", "512", "-smp"])
+        .arg(options.cpus.to_string())
         .args([
-            "-m",
-            "512",
-            "-smp",
-            "2",
             "-nographic",
             "-no-reboot",
             "-nodefaults",
@@ -157,7 +197,8 @@ pub fn boot_with(image: &Path, initrd: &Path, timeout: Duration, extra: &[&str])
         .arg(image)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", "console=ttyS0 panic=-1 quiet"])
+        .arg("-append")
+        .arg(cmdline.trim_end())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

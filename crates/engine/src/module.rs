@@ -2,6 +2,7 @@
 
 use crate::budget::{Limiter, MemoryBudget};
 use crate::host_api::{self, InstanceData};
+use crate::raw::Fast;
 use crate::slot::TryLock;
 use crate::wasi::{self, WasiCtx};
 use crate::{
@@ -56,6 +57,8 @@ pub(crate) struct Instance {
     instance: wasmi::Instance,
     /// Exported functions, in the order of [`LoadedModule::exports`].
     pub(crate) funcs: Vec<Option<Func>>,
+    /// Typed handles of the exports with a common signature, in the same order.
+    pub(crate) fast: Vec<Option<Fast>>,
     /// The guest's buffer for buffer calls: `(address, size)` in linear memory.
     pub(crate) buffer: Option<(usize, usize)>,
 }
@@ -213,9 +216,13 @@ fn instantiate<H: Host>(
             wasmi::errors::ErrorKind::Instantiation(i) => Error::Memory(i.to_string()),
             _ => run_error(&e, START_FUEL.min(limits.fuel)),
         })?;
-    let funcs = exports
+    let funcs: Vec<Option<Func>> = exports
         .iter()
         .map(|e| instance.get_func(&store, &e.name))
+        .collect();
+    let fast = funcs
+        .iter()
+        .map(|f| f.and_then(|f| Fast::new(&store, f)))
         .collect();
     // Warm-up: a first call makes the engine allocate and cache its execution stack, so later
     // calls (from any context) find it ready instead of allocating.
@@ -226,6 +233,7 @@ fn instantiate<H: Host>(
         store,
         instance,
         funcs,
+        fast,
         buffer: None,
     };
     inst.buffer = inst.find_buffer()?;

@@ -11,7 +11,74 @@ use crate::module::{Instance, Slot};
 use crate::{Host, LoadedModule, TryGuard};
 use core::sync::atomic::Ordering::Relaxed;
 use wasm_proto::{errno, ValType, MAX_VALUES};
-use wasmi::{Func, Val};
+use wasmi::{AsContext, Func, TypedFunc, Val};
+
+/// A typed handle of an export with one of the signatures eBPF programs use most, made at
+/// load: calling through it skips the dynamic signature check and the conversions to and
+/// from [`Val`] of a generic call.
+#[derive(Clone, Copy)]
+pub(crate) enum Fast {
+    /// `() -> i32`
+    ToI32(TypedFunc<(), i32>),
+    /// `() -> i64`
+    ToI64(TypedFunc<(), i64>),
+    /// `(i32) -> i32`
+    I32ToI32(TypedFunc<i32, i32>),
+    /// `(i64) -> i64`
+    I64ToI64(TypedFunc<i64, i64>),
+    /// `(i32, i32) -> i32`
+    I32I32ToI32(TypedFunc<(i32, i32), i32>),
+    /// `(i64, i64) -> i64`
+    I64I64ToI64(TypedFunc<(i64, i64), i64>),
+}
+
+impl Fast {
+    /// The typed handle of `func`, if its signature is one of the above.
+    pub(crate) fn new(store: impl AsContext, func: Func) -> Option<Fast> {
+        let store = store.as_context();
+        let ty = func.ty(&store);
+        let t = |v: &[wasmi::ValType]| -> Option<[ValType; 2]> {
+            let mut out = [ValType::Other; 2];
+            for (o, v) in out.iter_mut().zip(v) {
+                *o = match v {
+                    wasmi::ValType::I32 => ValType::I32,
+                    wasmi::ValType::I64 => ValType::I64,
+                    _ => return None,
+                };
+            }
+            (v.len() <= 2).then_some(out)
+        };
+        let (params, results) = (t(ty.params())?, t(ty.results())?);
+        use ValType::{Other as N, I32, I64};
+        Some(
+            match (ty.params().len(), params, ty.results().len(), results) {
+                (0, _, 1, [I32, N]) => Fast::ToI32(func.typed(&store).ok()?),
+                (0, _, 1, [I64, N]) => Fast::ToI64(func.typed(&store).ok()?),
+                (1, [I32, N], 1, [I32, N]) => Fast::I32ToI32(func.typed(&store).ok()?),
+                (1, [I64, N], 1, [I64, N]) => Fast::I64ToI64(func.typed(&store).ok()?),
+                (2, [I32, I32], 1, [I32, N]) => Fast::I32I32ToI32(func.typed(&store).ok()?),
+                (2, [I64, I64], 1, [I64, N]) => Fast::I64I64ToI64(func.typed(&store).ok()?),
+                _ => return None,
+            },
+        )
+    }
+
+    /// Calls it with raw arguments (`i32` from the low half); the result as `call_raw` gives it.
+    fn call(self, inst: &mut Instance, args: &[u64]) -> Result<u64, wasmi::Error> {
+        let store = &mut inst.store;
+        let a = |i: usize| args.get(i).copied().unwrap_or(0);
+        Ok(match self {
+            Fast::ToI32(f) => f.call(store, ())? as i64 as u64,
+            Fast::ToI64(f) => f.call(store, ())? as u64,
+            Fast::I32ToI32(f) => f.call(store, a(0) as u32 as i32)? as i64 as u64,
+            Fast::I64ToI64(f) => f.call(store, a(0) as i64)? as u64,
+            Fast::I32I32ToI32(f) => {
+                f.call(store, (a(0) as u32 as i32, a(1) as u32 as i32))? as i64 as u64
+            }
+            Fast::I64I64ToI64(f) => f.call(store, (a(0) as i64, a(1) as i64))? as u64,
+        })
+    }
+}
 
 /// Why a raw call failed. Every variant maps to a distinct errno.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +132,34 @@ fn val_to_raw(v: &Val) -> u64 {
     }
 }
 
+/// The raw error of a failed guest call.
+fn call_error(e: &wasmi::Error) -> RawError {
+    match e.as_trap_code() {
+        Some(wasmi::TrapCode::OutOfFuel) => RawError::OutOfFuel,
+        _ => RawError::Trap,
+    }
+}
+
 impl Slot {
+    /// Runs `fast` once with `fuel`, counting the call like [`Self::run_raw`].
+    fn run_fast(
+        &self,
+        inst: &mut Instance,
+        fast: Fast,
+        args: &[u64],
+        fuel: u64,
+    ) -> Result<u64, RawError> {
+        self.calls.fetch_add(1, Relaxed);
+        inst.store.set_fuel(fuel).map_err(|_| RawError::Trap)?;
+        let result = fast.call(inst, args).map_err(|e| call_error(&e));
+        let left = inst.store.get_fuel().unwrap_or(0);
+        self.fuel_used.fetch_add(fuel.saturating_sub(left), Relaxed);
+        if result.is_err() {
+            self.traps.fetch_add(1, Relaxed);
+        }
+        result
+    }
+
     /// Runs `func` once with `fuel`, counting the call.
     fn run_raw(
         &self,
@@ -79,10 +173,7 @@ impl Slot {
         inst.store.set_fuel(fuel).map_err(|_| RawError::Trap)?;
         let result = func
             .call(&mut inst.store, args, out)
-            .map_err(|e| match e.as_trap_code() {
-                Some(wasmi::TrapCode::OutOfFuel) => RawError::OutOfFuel,
-                _ => RawError::Trap,
-            });
+            .map_err(|e| call_error(&e));
         let left = inst.store.get_fuel().unwrap_or(0);
         self.fuel_used.fetch_add(fuel.saturating_sub(left), Relaxed);
         if result.is_err() {
@@ -110,6 +201,20 @@ impl<H: Host> LoadedModule<H> {
         Ok((slot, inst, func))
     }
 
+    /// Takes the instance of `cpu` if export `index` has a typed fast path there.
+    fn take_fast(
+        &self,
+        cpu: usize,
+        index: usize,
+    ) -> Result<Option<(&Slot, TryGuard<'_, Instance>, Fast)>, RawError> {
+        let slot = self.slot(cpu).ok_or(RawError::Busy)?;
+        let inst = slot.state.try_lock().ok_or(RawError::Busy)?;
+        match inst.fast.get(index).copied().flatten() {
+            Some(fast) => Ok(Some((slot, inst, fast))),
+            None => Ok(None),
+        }
+    }
+
     /// The index of export `name` for [`Self::call_raw`] and [`Self::call_buffer`].
     pub fn export_index(&self, name: &[u8]) -> Option<usize> {
         self.exports()
@@ -134,6 +239,11 @@ impl<H: Host> LoadedModule<H> {
         let sig = self.exports().get(index).ok_or(RawError::NoFunction)?;
         if args.len() != sig.params.len() || sig.results.len() > results.len().min(MAX_VALUES) {
             return Err(RawError::Arguments);
+        }
+        if let Some((slot, mut inst, fast)) = self.take_fast(cpu, index)? {
+            let out = results.first_mut().ok_or(RawError::Arguments)?;
+            *out = slot.run_fast(&mut inst, fast, args, self.limits().bpf_fuel)?;
+            return Ok(1);
         }
         let mut inputs: [Val; MAX_VALUES] = core::array::from_fn(|_| Val::I32(0));
         for ((slot, ty), raw) in inputs.iter_mut().zip(&sig.params).zip(args) {

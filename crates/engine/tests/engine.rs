@@ -365,12 +365,25 @@ fn raw_calls_convert_values_and_keep_per_cpu_state() {
         Ok(1)
     );
     assert_eq!(res[0], 2);
+    // add and boom take the typed fast path, neg (two results) the generic one.
+    assert_eq!(
+        m.call_raw(0, add, &[(-5i32) as u32 as u64, 2], &mut res),
+        Ok(1)
+    );
+    assert_eq!(res[0], (-3i64) as u64, "i32 results are sign-extended");
+    let boom = m.export_index(b"boom").unwrap();
+    assert_eq!(m.call_raw(0, boom, &[], &mut res), Err(RawError::Trap));
+    assert_eq!(
+        m.info().instances[0].traps,
+        1,
+        "a trap on the fast path counts"
+    );
     let neg = m.export_index(b"neg").unwrap();
     assert_eq!(m.call_raw(0, neg, &[1.5f64.to_bits()], &mut res), Ok(2));
     assert_eq!((f64::from_bits(res[0]), res[1] as i64), (-1.5, -1));
     let calls = m.export_index(b"calls").unwrap();
     m.call_raw(0, calls, &[], &mut res).unwrap();
-    assert_eq!(res[0], 0, "cpu 0 never ran add");
+    assert_eq!(res[0], 1, "cpu 0 ran add once");
     m.call_raw(1, calls, &[], &mut res).unwrap();
     assert_eq!(res[0], 1);
     assert_eq!(m.export_index(b"nope"), None);

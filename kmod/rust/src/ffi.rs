@@ -24,7 +24,9 @@ mod raw {
         pub fn wasm_shim_stack_paint();
         pub fn wasm_shim_stack_peak() -> usize;
         pub fn wasm_shim_stack_size() -> usize;
-        pub fn wasm_shim_bug() -> !;
+        /// Never returns (`BUG()`); declared returning so that [`super::bug`] can end the
+        /// path visibly for objtool.
+        pub fn wasm_shim_bug();
         pub fn wasm_shim_on_work_stack(job: *mut c_void, peak: *mut usize) -> i32;
         pub fn wasm_shim_work_stack_size() -> usize;
         pub fn wasm_shim_rcu_read_lock();
@@ -153,7 +155,10 @@ pub fn stack_size() -> usize {
 /// `BUG()`: ends the current task with an oops. Only for a Rust panic, which cannot unwind.
 pub fn bug() -> ! {
     // SAFETY: always allowed; never returns.
-    unsafe { raw::wasm_shim_bug() }
+    unsafe { raw::wasm_shim_bug() };
+    // SAFETY: not reached (BUG() does not return). `ud2` ends the function where objtool can
+    // see it, since objtool cannot know that the shim's function does not return.
+    unsafe { core::arch::asm!("ud2", options(noreturn)) }
 }
 
 /// The job [`on_work_stack`] hands through the shim.

@@ -1,0 +1,232 @@
+//! `wasm.ko`'s Rust half in user space: the very staticlib the module links (built for
+//! `x86_64-unknown-none` with the kernel's code-generation flags), driven through the entry
+//! points the C shim calls for `/dev/wasm`, with the shim's functions implemented here.
+//!
+//! The kernel's retpoline and return thunks are defined as the kernel patches them on a CPU
+//! that needs no mitigation (`jmp *%reg`, `ret`), so the figures show the engine's own cost.
+
+use crate::protocol::Transport;
+use anyhow::{bail, Result};
+use core::ffi::c_void;
+use std::sync::Once;
+
+extern "C" {
+    fn wasm_rs_init(memory_cap: u64) -> i32;
+    fn wasm_rs_open() -> *mut c_void;
+    fn wasm_rs_release(session: *mut c_void);
+    fn wasm_rs_write(session: *mut c_void, buf: *mut c_void, len: usize) -> isize;
+    fn wasm_rs_read(session: *mut c_void, buf: *mut c_void, len: usize) -> isize;
+    fn wasm_rs_on_work_stack(job: *mut c_void);
+}
+
+std::arch::global_asm!(
+    ".macro thunk reg",
+    ".globl __x86_indirect_thunk_\\reg",
+    "__x86_indirect_thunk_\\reg:",
+    "jmp *%\\reg",
+    ".endm",
+    "thunk rax",
+    "thunk rbx",
+    "thunk rcx",
+    "thunk rdx",
+    "thunk rsi",
+    "thunk rdi",
+    "thunk rbp",
+    "thunk r8",
+    "thunk r9",
+    "thunk r10",
+    "thunk r11",
+    "thunk r12",
+    "thunk r13",
+    "thunk r14",
+    "thunk r15",
+    ".globl __x86_return_thunk",
+    "__x86_return_thunk:",
+    "ret",
+    "int3",
+    options(att_syntax)
+);
+
+/// Linear memory all modules may hold (the module parameter `memory_cap_mb`).
+const MEMORY_CAP: u64 = 1 << 30;
+
+/// The in-process "device": the entry points `wasm_main.c` calls on `write(2)` and `read(2)`.
+pub struct InProcess {
+    session: *mut c_void,
+}
+
+impl InProcess {
+    /// Opens a session (initialising the Rust side on first use).
+    pub fn open() -> Result<Self> {
+        static INIT: Once = Once::new();
+        // SAFETY: called once, before any session exists (as the shim's module init does).
+        INIT.call_once(|| unsafe {
+            wasm_rs_init(MEMORY_CAP);
+        });
+        // SAFETY: `wasm_rs_open` has no preconditions; a null session is handled.
+        let session = unsafe { wasm_rs_open() };
+        if session.is_null() {
+            bail!("out of memory opening a session");
+        }
+        Ok(InProcess { session })
+    }
+}
+
+impl Transport for InProcess {
+    fn write(&mut self, frame: &mut [u8]) -> isize {
+        // SAFETY: the session is live; `frame` is valid for its length ("user" memory here).
+        unsafe { wasm_rs_write(self.session, frame.as_mut_ptr().cast(), frame.len()) }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> isize {
+        // SAFETY: the session is live; `buf` is valid and writable for its length.
+        unsafe { wasm_rs_read(self.session, buf.as_mut_ptr().cast(), buf.len()) }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        // SAFETY: the session came from `wasm_rs_open` and is not used after this.
+        unsafe { wasm_rs_release(self.session) };
+    }
+}
+
+/// The shim's functions (`kmod/wasm_shim.h`) for user space.
+mod shim {
+    use super::{c_void, wasm_rs_on_work_stack};
+    use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_alloc(size: usize) -> *mut c_void {
+        // kvmalloc aligns a power-of-two size to itself, up to a page; the Rust side relies
+        // on that for alignments above 8.
+        let align = if size.is_power_of_two() {
+            size.clamp(16, 4096)
+        } else {
+            16
+        };
+        let mut p = core::ptr::null_mut();
+        // SAFETY: `align` is a power of two and a multiple of the pointer size.
+        match unsafe { libc::posix_memalign(&mut p, align, size) } {
+            0 => p,
+            _ => core::ptr::null_mut(),
+        }
+    }
+
+    #[no_mangle]
+    unsafe extern "C" fn wasm_shim_free(ptr: *mut c_void) {
+        // SAFETY: `ptr` came from `wasm_shim_alloc` (the Rust side's contract).
+        unsafe { libc::free(ptr) }
+    }
+
+    #[no_mangle]
+    unsafe extern "C" fn wasm_shim_log(msg: *const u8, len: usize) {
+        // SAFETY: the Rust side passes a valid byte slice.
+        let line = unsafe { core::slice::from_raw_parts(msg, len) };
+        eprintln!("kernel-build: {}", String::from_utf8_lossy(line));
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_possible_cpus() -> u32 {
+        1
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_this_cpu() -> u32 {
+        0
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_between_slices() -> bool {
+        true
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_now_ns() -> u64 {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_realtime_ns() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    }
+
+    #[no_mangle]
+    unsafe extern "C" fn wasm_shim_random_bytes(buf: *mut c_void, len: usize) {
+        // SAFETY: the Rust side passes a valid, writable buffer.
+        unsafe { core::ptr::write_bytes(buf.cast::<u8>(), 4, len) };
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_registry_lock() {}
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_registry_unlock() {}
+
+    #[no_mangle]
+    unsafe extern "C" fn wasm_shim_copy_from_user(
+        to: *mut c_void,
+        from: *const c_void,
+        n: usize,
+    ) -> usize {
+        // SAFETY: both are valid for `n` bytes ("user" memory is ordinary memory here).
+        unsafe { core::ptr::copy_nonoverlapping(from.cast::<u8>(), to.cast::<u8>(), n) };
+        0
+    }
+
+    #[no_mangle]
+    unsafe extern "C" fn wasm_shim_copy_to_user(
+        to: *mut c_void,
+        from: *const c_void,
+        n: usize,
+    ) -> usize {
+        // SAFETY: as in `wasm_shim_copy_from_user`.
+        unsafe { core::ptr::copy_nonoverlapping(from.cast::<u8>(), to.cast::<u8>(), n) };
+        0
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_stack_paint() {}
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_stack_peak() -> usize {
+        0
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_stack_size() -> usize {
+        16 << 10
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_bug() -> ! {
+        std::process::abort()
+    }
+
+    #[no_mangle]
+    unsafe extern "C" fn wasm_shim_on_work_stack(job: *mut c_void, peak: *mut usize) -> i32 {
+        // SAFETY: `job` is what the Rust side passed; the thread's stack is large enough.
+        unsafe {
+            wasm_rs_on_work_stack(job);
+            *peak = 0;
+        }
+        0
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_work_stack_size() -> usize {
+        64 << 10
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_rcu_read_lock() {}
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_rcu_read_unlock() {}
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_synchronize_rcu() {}
+}

@@ -193,6 +193,22 @@ expect_ok bpf-other-cpu-free "ret=1 results=3$" taskset -c 1 $B call $K --module
 kill -9 "$pid"
 wait "$pid"
 $W unload busy > /dev/null
+# Calls from every CPU at once on one compiled module: each CPU runs its own instance, and none
+# waits for or fails because of another (exact call counts, no traps).
+calls() { $W list | awk -v m="$1" '/^[^ ]/ { name = $1 } name == m && $1 == "cpu" { printf "%s:%s:%s ", $2, $4, $6 }'; }
+$W load $G/probe.wasm --name probe > /dev/null 2>&1
+before=$(calls probe)
+for c in 0 1; do
+	taskset -c $c $B xdp $K --prog xdp_wasm_call --packet udp:10.0.0.1:1000-10.0.0.2:2000 --repeat 100000 > /tmp/cpu$c.txt 2>&1 &
+done
+wait
+after=$(calls probe)
+want=$(echo "$before" | awk '{ for (i = 1; i <= NF; i++) { split($i, f, ":"); printf "%s:%d:%s ", f[1], f[2] + 100000, f[3] } }')
+if [ "$after" = "$want" ] && grep -q "verdict=2" /tmp/cpu0.txt && grep -q "verdict=2" /tmp/cpu1.txt; then
+	ok bpf-every-cpu-at-once
+else
+	ko bpf-every-cpu-at-once "before $before, after $after, want $want: $(cat /tmp/cpu0.txt /tmp/cpu1.txt)"
+fi
 
 # --- eBPF sample: packet filter (XDP and TC) ------------------------------------------------
 P=/bpf/packet_filter.bpf.o

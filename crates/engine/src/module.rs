@@ -430,9 +430,11 @@ impl<H: Host> LoadedModule<H> {
         // Translate every function at load: wasmi's default translates lazily on first call,
         // which would allocate and use deep stack frames on the call path (even from eBPF).
         config.compilation_mode(wasmi::CompilationMode::Eager);
-        // Every instance gets its own engine: wasmi's engine locks (its stack pool) are then
-        // only ever taken by the holder of that instance, so a call from an interrupt can never
-        // spin on a lock held by the code it interrupted.
+        // One engine per module, compiled once and shared by every instance. After the load
+        // (before any call can reach the module) nothing writes to the engine any more, so
+        // its type registry is only read; the kernel's wasmi keeps each store's execution
+        // stack in the store (third_party/wasmi), so a call takes no engine lock at all and
+        // calls on different CPUs, or from interrupts, never wait for one another.
         let engine = Engine::new(&config);
         let module = compile(&engine, spec.wasm)?;
 
@@ -508,16 +510,7 @@ impl<H: Host> LoadedModule<H> {
         slots
             .try_reserve_exact(cpus)
             .map_err(|_| Error::Memory("out of memory".to_string()))?;
-        let mut first = Some((engine, module));
         for cpu in 0..cpus as u32 {
-            let (engine, module) = match first.take() {
-                Some(compiled) => compiled,
-                None => {
-                    let engine = Engine::new(&config);
-                    let module = compile(&engine, spec.wasm)?;
-                    (engine, module)
-                }
-            };
             let plan = Plan {
                 spec,
                 limits: &limits,

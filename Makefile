@@ -178,10 +178,12 @@ bench: deps
 demo: deps
 	$(CARGO) xtask demo
 
-# Static checks, unit tests, then the VM scenarios on Debian 6.1 and 6.12.
+# Static checks, unit tests, the VM scenarios on Debian 6.1 and 6.12, and a smoke run of the
+# benchmark (every engine and workload at tiny sizes, results checked).
 test: deps check
 	$(CARGO) test --workspace
 	$(CARGO) xtask vm-test
+	$(CARGO) xtask bench --scale smoke
 
 check: rust-kmod
 	$(CARGO) fmt --all --check
@@ -190,10 +192,14 @@ check: rust-kmod
 	cd $(RUST_WASIP1) && $(CARGO) fmt --check
 	cd $(JS_BOA) && $(CARGO) fmt --check
 	cd $(PYTHON) && $(CARGO) fmt --check
+	cd bench/guest && $(CARGO) fmt --check
+	cd bench/runner && $(CARGO) fmt --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	cd kmod/rust && RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(KMOD_RUSTFLAGS)" \
 		$(CARGO) clippy --release --target $(KMOD_TARGET) -Zbuild-std=core,alloc -- -D warnings
 	cd samples && $(CARGO) clippy --release --target wasm32-unknown-unknown -- -D warnings
+	cd bench/guest && $(CARGO) clippy --release --target wasm32-unknown-unknown -- -D warnings
+	cd bench/runner && WASM_KMOD_LIB=$(KMOD_LIB) $(CARGO) clippy --release -- -D warnings
 	cd $(RUST_WASIP1) && $(CARGO) clippy --release --target wasm32-wasip1 -- -D warnings
 	cd $(JS_BOA) && $(CARGO) clippy --release --target wasm32-wasip1 -- -D warnings
 	cd $(PYTHON) && $(CARGO) clippy --release --target wasm32-wasip1 -- -D warnings
@@ -203,4 +209,6 @@ clean:
 	$(CARGO) clean
 	cd kmod/rust && $(CARGO) clean
 	cd samples && $(CARGO) clean
+	cd bench/guest && $(CARGO) clean
+	cd bench/runner && $(CARGO) clean
 	rm -f kmod/*.o kmod/*.ko kmod/*.mod kmod/*.mod.c kmod/.*.cmd kmod/modules.order kmod/Module.symvers

@@ -39,7 +39,7 @@ const ENGINES: [(&str, &str); 6] = [
     ("native", "native"),
     ("wasm.ko", "wasm.ko"),
     ("kernel-build", "kernel build, user"),
-    ("engine", "engine, user"),
+    ("user-build", "engine, user build"),
     ("wasm3", "wasm3, user"),
     ("wasmtime", "wasmtime, user"),
 ];

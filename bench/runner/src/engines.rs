@@ -24,8 +24,8 @@ pub enum Engine {
     /// `wasm.ko`'s Rust half, built for `x86_64-unknown-none` with the kernel's flags, driven
     /// through its `/dev/wasm` entry points in user space.
     KernelBuild,
-    /// The same engine crate built for user space (`wasmctl run`).
-    Engine,
+    /// The same engine crate built for user space, as `wasmctl run` uses it.
+    UserBuild,
     /// wasm3, the interpreter of the original C module.
     Wasm3,
     /// wasmtime with Cranelift: a JIT, for reference.
@@ -37,7 +37,7 @@ impl Engine {
     pub const USER: [Engine; 5] = [
         Engine::Native,
         Engine::KernelBuild,
-        Engine::Engine,
+        Engine::UserBuild,
         Engine::Wasm3,
         Engine::Wasmtime,
     ];
@@ -48,7 +48,7 @@ impl Engine {
             Engine::Native => "native",
             Engine::WasmKo => "wasm.ko",
             Engine::KernelBuild => "kernel-build",
-            Engine::Engine => "engine",
+            Engine::UserBuild => "user-build",
             Engine::Wasm3 => "wasm3",
             Engine::Wasmtime => "wasmtime",
         }
@@ -73,7 +73,7 @@ impl Engine {
                 s.load("bench", wasm, 1)?;
                 body(started.elapsed(), &mut s)
             }
-            Engine::Engine => {
+            Engine::UserBuild => {
                 let mut registry = Registry::<BenchHost>::new();
                 let module = registry.load(&spec(wasm)).map_err(|e| anyhow!("{e}"))?;
                 body(started.elapsed(), &mut EngineGuest(&module))

@@ -107,9 +107,9 @@ fn advance(b: &mut [Body; 5], dt: f64) {
             let d2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
             let mag = dt / (d2 * sqrt(d2));
             let (mi, mj) = (b[i].mass, b[j].mass);
-            for k in 0..3 {
-                b[i].vel[k] -= d[k] * mj * mag;
-                b[j].vel[k] += d[k] * mi * mag;
+            for (k, dk) in d.iter().enumerate() {
+                b[i].vel[k] -= dk * mj * mag;
+                b[j].vel[k] += dk * mi * mag;
             }
         }
     }
@@ -130,8 +130,8 @@ pub fn nbody(steps: u32) -> f64 {
             *pk += vk * body.mass;
         }
     }
-    for k in 0..3 {
-        b[0].vel[k] = -p[k] / SOLAR_MASS;
+    for (v, pk) in b[0].vel.iter_mut().zip(p) {
+        *v = -pk / SOLAR_MASS;
     }
     for _ in 0..steps {
         advance(&mut b, 0.01);

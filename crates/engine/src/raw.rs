@@ -36,7 +36,7 @@ impl Fast {
     /// The typed handle of `func`, if its signature is one of the above.
     pub(crate) fn new(store: impl AsContext, func: Func) -> Option<Fast> {
         let store = store.as_context();
-        let ty = func.ty(&store);
+        let ty = func.ty(store);
         let t = |v: &[wasmi::ValType]| -> Option<[ValType; 2]> {
             let mut out = [ValType::Other; 2];
             for (o, v) in out.iter_mut().zip(v) {
@@ -52,12 +52,12 @@ impl Fast {
         use ValType::{Other as N, I32, I64};
         Some(
             match (ty.params().len(), params, ty.results().len(), results) {
-                (0, _, 1, [I32, N]) => Fast::ToI32(func.typed(&store).ok()?),
-                (0, _, 1, [I64, N]) => Fast::ToI64(func.typed(&store).ok()?),
-                (1, [I32, N], 1, [I32, N]) => Fast::I32ToI32(func.typed(&store).ok()?),
-                (1, [I64, N], 1, [I64, N]) => Fast::I64ToI64(func.typed(&store).ok()?),
-                (2, [I32, I32], 1, [I32, N]) => Fast::I32I32ToI32(func.typed(&store).ok()?),
-                (2, [I64, I64], 1, [I64, N]) => Fast::I64I64ToI64(func.typed(&store).ok()?),
+                (0, _, 1, [I32, N]) => Fast::ToI32(func.typed(store).ok()?),
+                (0, _, 1, [I64, N]) => Fast::ToI64(func.typed(store).ok()?),
+                (1, [I32, N], 1, [I32, N]) => Fast::I32ToI32(func.typed(store).ok()?),
+                (1, [I64, N], 1, [I64, N]) => Fast::I64ToI64(func.typed(store).ok()?),
+                (2, [I32, I32], 1, [I32, N]) => Fast::I32I32ToI32(func.typed(store).ok()?),
+                (2, [I64, I64], 1, [I64, N]) => Fast::I64I64ToI64(func.typed(store).ok()?),
                 _ => return None,
             },
         )
@@ -183,13 +183,12 @@ impl Slot {
     }
 }
 
+/// A taken instance, its slot, and the function to call on it.
+type Taken<'a, F> = (&'a Slot, TryGuard<'a, Instance>, F);
+
 impl<H: Host> LoadedModule<H> {
     /// Takes the instance of `cpu` (never waiting) and export `index`'s function on it.
-    fn take(
-        &self,
-        cpu: usize,
-        index: usize,
-    ) -> Result<(&Slot, TryGuard<'_, Instance>, Func), RawError> {
+    fn take(&self, cpu: usize, index: usize) -> Result<Taken<'_, Func>, RawError> {
         let slot = self.slot(cpu).ok_or(RawError::Busy)?;
         let inst = slot.state.try_lock().ok_or(RawError::Busy)?;
         let func = inst
@@ -202,11 +201,7 @@ impl<H: Host> LoadedModule<H> {
     }
 
     /// Takes the instance of `cpu` if export `index` has a typed fast path there.
-    fn take_fast(
-        &self,
-        cpu: usize,
-        index: usize,
-    ) -> Result<Option<(&Slot, TryGuard<'_, Instance>, Fast)>, RawError> {
+    fn take_fast(&self, cpu: usize, index: usize) -> Result<Option<Taken<'_, Fast>>, RawError> {
         let slot = self.slot(cpu).ok_or(RawError::Busy)?;
         let inst = slot.state.try_lock().ok_or(RawError::Busy)?;
         match inst.fast.get(index).copied().flatten() {

@@ -33,7 +33,7 @@ pub use slot::{TryGuard, TryLock};
 pub use budget::MemoryBudget;
 pub use error::Error;
 pub use module::{CallOutcome, LoadSpec, LoadedModule};
-pub use raw::RawError;
+pub use raw::{Lane, RawError};
 pub use registry::Registry;
 pub use wasm_proto::{FuncSig, InstanceInfo, Limits, ModuleInfo, ValType, Value};
 

@@ -13,6 +13,10 @@ use core::sync::atomic::Ordering::Relaxed;
 use wasm_proto::{errno, ValType, MAX_VALUES};
 use wasmi::{AsContext, Func, TypedFunc, Val};
 
+/// One raw value of [`LoadedModule::call_raw`]: a native-endian 64-bit lane, as eBPF programs
+/// pass `__u64` arrays (possibly unaligned, hence bytes).
+pub type Lane = [u8; 8];
+
 /// A typed handle of an export with one of the signatures eBPF programs use most, made at
 /// load: calling through it skips the dynamic signature check and the conversions to and
 /// from [`Val`] of a generic call.
@@ -64,9 +68,9 @@ impl Fast {
     }
 
     /// Calls it with raw arguments (`i32` from the low half); the result as `call_raw` gives it.
-    fn call(self, inst: &mut Instance, args: &[u64]) -> Result<u64, wasmi::Error> {
+    fn call(self, inst: &mut Instance, args: &[Lane]) -> Result<u64, wasmi::Error> {
         let store = &mut inst.store;
-        let a = |i: usize| args.get(i).copied().unwrap_or(0);
+        let a = |i: usize| args.get(i).map_or(0, |l| u64::from_ne_bytes(*l));
         Ok(match self {
             Fast::ToI32(f) => f.call(store, ())? as i64 as u64,
             Fast::ToI64(f) => f.call(store, ())? as u64,
@@ -146,7 +150,7 @@ impl Slot {
         &self,
         inst: &mut Instance,
         fast: Fast,
-        args: &[u64],
+        args: &[Lane],
         fuel: u64,
     ) -> Result<u64, RawError> {
         self.calls.fetch_add(1, Relaxed);
@@ -219,7 +223,10 @@ impl<H: Host> LoadedModule<H> {
 
     /// Calls export `index` on the instance of `cpu` with raw 64-bit arguments, interpreted
     /// by the function's parameter types (`i32` from the low half, floats as bits). Writes the
-    /// results to `results` and returns how many there are.
+    /// results to `results` (`i32` sign-extended) and returns how many there are.
+    ///
+    /// Exports of a common signature (`i32`/`i64` parameters and result, see `Fast`) take a
+    /// typed path prepared at load: no signature check or value conversion per call.
     ///
     /// # Errors
     ///
@@ -228,8 +235,8 @@ impl<H: Host> LoadedModule<H> {
         &self,
         cpu: usize,
         index: usize,
-        args: &[u64],
-        results: &mut [u64],
+        args: &[Lane],
+        results: &mut [Lane],
     ) -> Result<usize, RawError> {
         let sig = self.exports().get(index).ok_or(RawError::NoFunction)?;
         if args.len() != sig.params.len() || sig.results.len() > results.len().min(MAX_VALUES) {
@@ -237,12 +244,14 @@ impl<H: Host> LoadedModule<H> {
         }
         if let Some((slot, mut inst, fast)) = self.take_fast(cpu, index)? {
             let out = results.first_mut().ok_or(RawError::Arguments)?;
-            *out = slot.run_fast(&mut inst, fast, args, self.limits().bpf_fuel)?;
+            *out = slot
+                .run_fast(&mut inst, fast, args, self.limits().bpf_fuel)?
+                .to_ne_bytes();
             return Ok(1);
         }
         let mut inputs: [Val; MAX_VALUES] = core::array::from_fn(|_| Val::I32(0));
         for ((slot, ty), raw) in inputs.iter_mut().zip(&sig.params).zip(args) {
-            *slot = raw_to_val(*ty, *raw).ok_or(RawError::Arguments)?;
+            *slot = raw_to_val(*ty, u64::from_ne_bytes(*raw)).ok_or(RawError::Arguments)?;
         }
         let mut outputs: [Val; MAX_VALUES] = core::array::from_fn(|_| Val::I32(0));
         for (slot, ty) in outputs.iter_mut().zip(&sig.results) {
@@ -258,7 +267,7 @@ impl<H: Host> LoadedModule<H> {
             self.limits().bpf_fuel,
         )?;
         for (r, v) in results.iter_mut().zip(&outputs[..n_out]) {
-            *r = val_to_raw(v);
+            *r = val_to_raw(v).to_ne_bytes();
         }
         Ok(n_out)
     }

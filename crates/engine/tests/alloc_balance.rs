@@ -128,17 +128,18 @@ fn steady_state_raw_calls_do_not_allocate() {
         m.export_index(b"fib").unwrap(),
         m.export_index(b"len").unwrap(),
     );
-    let mut res = [0u64; 1];
+    let mut res = [[0u8; 8]; 1];
+    let arg = [15u64.to_ne_bytes()];
     let mut buf = [7u8; 200];
     // The first call at a new depth may grow the cached stack; after that, nothing.
     for cpu in [0, 1] {
-        m.call_raw(cpu, fib, &[15], &mut res).unwrap();
+        m.call_raw(cpu, fib, &arg, &mut res).unwrap();
     }
     let before = made();
     for cpu in [0, 1] {
         for _ in 0..100 {
-            assert_eq!(m.call_raw(cpu, fib, &[15], &mut res), Ok(1));
-            assert_eq!(res[0], 610);
+            assert_eq!(m.call_raw(cpu, fib, &arg, &mut res), Ok(1));
+            assert_eq!(u64::from_ne_bytes(res[0]), 610);
             assert_eq!(m.call_buffer(cpu, len, &mut buf), Ok(200));
         }
     }

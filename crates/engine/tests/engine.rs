@@ -3,7 +3,9 @@
 mod common;
 
 use common::{allow_slices, logs, TestHost};
-use wasm_engine::{Error, Limits, LoadSpec, MemoryBudget, RawError, Registry, Value};
+use wasm_engine::{
+    Error, Lane, Limits, LoadSpec, LoadedModule, MemoryBudget, RawError, Registry, Value,
+};
 
 fn spec<'a>(name: &'a str, wasm: &'a [u8]) -> LoadSpec<'a> {
     LoadSpec {
@@ -353,6 +355,23 @@ const BPF: &str = r#"(module
       (br $next)))
     (i32.add (local.get $len) (i32.const 1000))))"#;
 
+/// `call_raw` with `u64` values instead of lanes.
+fn call_raw(
+    m: &LoadedModule<TestHost>,
+    cpu: usize,
+    index: usize,
+    args: &[u64],
+    res: &mut [u64],
+) -> Result<usize, RawError> {
+    let args: Vec<Lane> = args.iter().map(|a| a.to_ne_bytes()).collect();
+    let mut lanes = vec![[0u8; 8]; res.len()];
+    let n = m.call_raw(cpu, index, &args, &mut lanes)?;
+    for (r, l) in res.iter_mut().zip(&lanes) {
+        *r = u64::from_ne_bytes(*l);
+    }
+    Ok(n)
+}
+
 #[test]
 fn raw_calls_convert_values_and_keep_per_cpu_state() {
     let mut reg = Registry::<TestHost>::new();
@@ -361,36 +380,42 @@ fn raw_calls_convert_values_and_keep_per_cpu_state() {
     let add = m.export_index(b"add").unwrap();
     let mut res = [0u64; 4];
     assert_eq!(
-        m.call_raw(1, add, &[(-5i32) as u32 as u64, 7], &mut res),
+        call_raw(&m, 1, add, &[(-5i32) as u32 as u64, 7], &mut res),
         Ok(1)
     );
     assert_eq!(res[0], 2);
     // add and boom take the typed fast path, neg (two results) the generic one.
     assert_eq!(
-        m.call_raw(0, add, &[(-5i32) as u32 as u64, 2], &mut res),
+        call_raw(&m, 0, add, &[(-5i32) as u32 as u64, 2], &mut res),
         Ok(1)
     );
     assert_eq!(res[0], (-3i64) as u64, "i32 results are sign-extended");
     let boom = m.export_index(b"boom").unwrap();
-    assert_eq!(m.call_raw(0, boom, &[], &mut res), Err(RawError::Trap));
+    assert_eq!(call_raw(&m, 0, boom, &[], &mut res), Err(RawError::Trap));
     assert_eq!(
         m.info().instances[0].traps,
         1,
         "a trap on the fast path counts"
     );
     let neg = m.export_index(b"neg").unwrap();
-    assert_eq!(m.call_raw(0, neg, &[1.5f64.to_bits()], &mut res), Ok(2));
+    assert_eq!(call_raw(&m, 0, neg, &[1.5f64.to_bits()], &mut res), Ok(2));
     assert_eq!((f64::from_bits(res[0]), res[1] as i64), (-1.5, -1));
     let calls = m.export_index(b"calls").unwrap();
-    m.call_raw(0, calls, &[], &mut res).unwrap();
+    call_raw(&m, 0, calls, &[], &mut res).unwrap();
     assert_eq!(res[0], 1, "cpu 0 ran add once");
-    m.call_raw(1, calls, &[], &mut res).unwrap();
+    call_raw(&m, 1, calls, &[], &mut res).unwrap();
     assert_eq!(res[0], 1);
     assert_eq!(m.export_index(b"nope"), None);
-    assert_eq!(m.call_raw(0, 99, &[], &mut res), Err(RawError::NoFunction));
-    assert_eq!(m.call_raw(0, add, &[1], &mut res), Err(RawError::Arguments));
     assert_eq!(
-        m.call_raw(0, neg, &[0], &mut res[..1]),
+        call_raw(&m, 0, 99, &[], &mut res),
+        Err(RawError::NoFunction)
+    );
+    assert_eq!(
+        call_raw(&m, 0, add, &[1], &mut res),
+        Err(RawError::Arguments)
+    );
+    assert_eq!(
+        call_raw(&m, 0, neg, &[0], &mut res[..1]),
         Err(RawError::Arguments)
     );
 }
@@ -413,10 +438,13 @@ fn raw_call_failures_are_distinct_and_counted() {
         .unwrap();
     let mut res = [0u64; 1];
     let spin = m.export_index(b"spin").unwrap();
-    assert_eq!(m.call_raw(0, spin, &[], &mut res), Err(RawError::OutOfFuel));
+    assert_eq!(
+        call_raw(&m, 0, spin, &[], &mut res),
+        Err(RawError::OutOfFuel)
+    );
     assert_eq!(RawError::OutOfFuel.errno(), 62);
     let boom = m.export_index(b"boom").unwrap();
-    assert_eq!(m.call_raw(0, boom, &[], &mut res), Err(RawError::Trap));
+    assert_eq!(call_raw(&m, 0, boom, &[], &mut res), Err(RawError::Trap));
     let info = m.info();
     assert_eq!(info.instances[0].traps, 2);
     assert!(info.instances[0].fuel_used >= 10_000);

@@ -221,30 +221,17 @@ pub unsafe extern "C" fn wasm_rs_bpf_call(
 ) -> i32 {
     // SAFETY: guaranteed by the caller.
     let (args, results) = unsafe { (bytes(args, args_len), bytes_mut(results, results_len)) };
-    if args.len() % 8 != 0 || args.len() / 8 > MAX_VALUES {
+    // Both are arrays of 8-byte lanes, used in place (they need not be aligned).
+    let (args, rest) = args.as_chunks::<8>();
+    if !rest.is_empty() || args.len() > MAX_VALUES {
         return -errno::EINVAL;
     }
-    let mut raw_args = [0u64; MAX_VALUES];
-    for (dst, src) in raw_args.iter_mut().zip(args.chunks_exact(8)) {
-        *dst = u64::from_ne_bytes(src.try_into().unwrap_or_default());
-    }
-    let mut raw_results = [0u64; MAX_VALUES];
-    let capacity = (results.len() / 8).min(MAX_VALUES);
-    let n_args = args.len() / 8;
+    let (results, _) = results.as_chunks_mut::<8>();
+    let capacity = results.len().min(MAX_VALUES);
     match with_module(handle, |m, export| {
-        m.call_raw(
-            ffi::this_cpu(),
-            export,
-            &raw_args[..n_args],
-            &mut raw_results[..capacity],
-        )
+        m.call_raw(ffi::this_cpu(), export, args, &mut results[..capacity])
     }) {
-        Ok(n) => {
-            for (dst, v) in results.chunks_exact_mut(8).zip(&raw_results[..n]) {
-                dst.copy_from_slice(&v.to_ne_bytes());
-            }
-            n as i32
-        }
+        Ok(n) => n as i32,
         Err(e) => -e,
     }
 }

@@ -60,8 +60,8 @@ const ORIGINAL: [(&str, u64); 3] = [
 pub struct Figures {
     /// `(engine, workload)` → median ns.
     pub median: BTreeMap<(String, String), u64>,
-    /// `(instances, load ns, bytes held)`.
-    pub scaling: Vec<(u32, u64, u64)>,
+    /// `(instances, load ns, bytes held, of which linear memory)`.
+    pub scaling: Vec<(u32, u64, u64, u64)>,
     /// eBPF programs → ns per run.
     pub ebpf: BTreeMap<String, f64>,
 }
@@ -85,12 +85,13 @@ pub fn parse(output: &str) -> Figures {
                 f.median.insert((e.to_string(), w.to_string()), ns);
             }
         } else if line.starts_with("SCALING ") {
-            if let (Some(n), Some(ns), Some(bytes)) = (
+            if let (Some(n), Some(ns), Some(bytes), Some(linear)) = (
                 field(line, "instances").and_then(|v| v.parse().ok()),
                 field(line, "load_ns").and_then(|v| v.parse().ok()),
                 field(line, "bytes").and_then(|v| v.parse().ok()),
+                field(line, "linear_memory").and_then(|v| v.parse().ok()),
             ) {
-                f.scaling.push((n, ns, bytes));
+                f.scaling.push((n, ns, bytes, linear));
             }
         } else if line.starts_with("xdp_") {
             let mut words = line.split_whitespace();
@@ -205,10 +206,18 @@ fn ebpf_table(f: &Figures) -> String {
 }
 
 fn scaling_table(f: &Figures) -> String {
-    let mut out =
-        String::from("| instances | load (probe guest) | memory held |\n|---:|---:|---:|\n");
-    for (n, ns, bytes) in &f.scaling {
-        let _ = writeln!(out, "| {n} | {} | {} KiB |", human(*ns), bytes / 1024);
+    let mut out = String::from(
+        "| instances | load (probe guest) | memory held | of which linear memory | the rest |\n|---:|---:|---:|---:|---:|\n",
+    );
+    for (n, ns, bytes, linear) in &f.scaling {
+        let _ = writeln!(
+            out,
+            "| {n} | {} | {} KiB | {} KiB | {} KiB |",
+            human(*ns),
+            bytes / 1024,
+            linear / 1024,
+            bytes.saturating_sub(*linear) / 1024
+        );
     }
     out
 }
@@ -362,8 +371,9 @@ pub fn run(
             Duration::from_secs(if scale == Scale::Full { 3600 } else { 600 }),
             &BootOptions {
                 cpus: 1,
+                max_cpus: 64,
                 qemu: &["-icount", "shift=0,sleep=off"],
-                append: "possible_cpus=64",
+                append: "",
             },
         )?;
         std::fs::write(p.dir.join("console-bench.log"), &console)?;
@@ -394,7 +404,7 @@ pub fn run(
         }
         let _ = write!(
             report,
-            "## Debian {} in QEMU (icount: 1 ns = 1 instruction, -smp 1)\n\n{}\n",
+            "## Debian {} in QEMU (icount: 1 ns = 1 instruction, 1 CPU online of 64 possible)\n\n{}\n",
             p.kernel.release,
             table(&f, &all)
         );
@@ -440,7 +450,7 @@ mod tests {
                    \x20 xdp_empty                60.0         1.00         0.31\n";
         let f = parse(out);
         assert_eq!(f.median[&("wasm.ko".into(), "fib".into())], 2500);
-        assert_eq!(f.scaling, vec![(8, 12_000_000, 4096)]);
+        assert_eq!(f.scaling, vec![(8, 12_000_000, 4096, 0)]);
         assert_eq!(f.ebpf["xdp_empty"], 60.0);
         let t = table(&f, &["native", "wasm.ko", "wasm3"]);
         let fib = t.lines().find(|l| l.starts_with("| fib")).unwrap();

@@ -150,8 +150,10 @@ pub fn initramfs(payload: &Payload, out: &Path) -> Result<()> {
 
 /// How to boot: the CPU count, extra QEMU arguments and kernel command-line parameters.
 pub struct BootOptions<'a> {
-    /// `-smp`.
+    /// `-smp`: CPUs online.
     pub cpus: u32,
+    /// `-smp maxcpus=`: possible CPUs (hot-pluggable ones included), at least `cpus`.
+    pub max_cpus: u32,
     /// More QEMU arguments.
     pub qemu: &'a [&'a str],
     /// More kernel parameters.
@@ -162,6 +164,7 @@ impl Default for BootOptions<'_> {
     fn default() -> Self {
         BootOptions {
             cpus: 2,
+            max_cpus: 2,
             qemu: &[],
             append: "",
         }
@@ -185,7 +188,11 @@ pub fn boot_with(
     let mut child = Command::new("qemu-system-x86_64")
         .args(options.qemu)
         .args(["-m", "512", "-smp"])
-        .arg(options.cpus.to_string())
+        .arg(format!(
+            "{},maxcpus={}",
+            options.cpus,
+            options.max_cpus.max(options.cpus)
+        ))
         .args([
             "-nographic",
             "-no-reboot",

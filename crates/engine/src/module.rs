@@ -174,24 +174,20 @@ struct Plan<'a> {
     spec: &'a LoadSpec<'a>,
     limits: &'a Limits,
     exports: &'a [FuncSig],
-    /// WASI imports without an implementation, linked to `ENOSYS` stubs.
-    stubs: &'a [(String, wasmi::FuncType)],
     /// The memory budget all instances draw from.
     budget: &'static MemoryBudget,
 }
 
 /// Creates one instance. Out of line for the same reason as [`compile`].
 #[inline(never)]
-fn instantiate<H: Host>(
+fn instantiate(
     engine: &Engine,
+    linker: &Linker<InstanceData>,
     module: &Module,
     cpu: u32,
     plan: &Plan<'_>,
 ) -> Result<Instance, Error> {
     let (limits, exports) = (plan.limits, plan.exports);
-    let mut linker = Linker::new(engine);
-    host_api::define::<H>(&mut linker).map_err(|e| Error::Link(e.to_string()))?;
-    wasi::define::<H>(&mut linker, plan.stubs).map_err(|e| Error::Link(e.to_string()))?;
     let store_limits = Limiter::new(
         usize::try_from(limits.memory).unwrap_or(usize::MAX),
         MAX_TABLE_ELEMENTS,
@@ -510,15 +506,18 @@ impl<H: Host> LoadedModule<H> {
         slots
             .try_reserve_exact(cpus)
             .map_err(|_| Error::Memory("out of memory".to_string()))?;
+        // The host functions, defined once for all instances.
+        let mut linker = Linker::new(&engine);
+        host_api::define::<H>(&mut linker).map_err(|e| Error::Link(e.to_string()))?;
+        wasi::define::<H>(&mut linker, &stubs).map_err(|e| Error::Link(e.to_string()))?;
         for cpu in 0..cpus as u32 {
             let plan = Plan {
                 spec,
                 limits: &limits,
                 exports: &exports,
-                stubs: &stubs,
                 budget,
             };
-            let inst = instantiate::<H>(&engine, &module, cpu, &plan)?;
+            let inst = instantiate(&engine, &linker, &module, cpu, &plan)?;
             slots.push(Slot {
                 memory: AtomicU64::new(inst.memory_size()),
                 state: TryLock::new(inst),

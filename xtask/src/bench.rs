@@ -64,6 +64,8 @@ pub struct Figures {
     pub scaling: Vec<(u32, u64, u64, u64)>,
     /// eBPF programs → ns per run.
     pub ebpf: BTreeMap<String, f64>,
+    /// Possible CPUs, if fewer than the largest instance count asked for.
+    pub possible_cpus: Option<u32>,
 }
 
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
@@ -93,6 +95,8 @@ pub fn parse(output: &str) -> Figures {
             ) {
                 f.scaling.push((n, ns, bytes, linear));
             }
+        } else if line.starts_with("SCALING-LIMIT ") {
+            f.possible_cpus = field(line, "possible_cpus").and_then(|v| v.parse().ok());
         } else if line.starts_with("xdp_") {
             let mut words = line.split_whitespace();
             if let (Some(p), Some(ns)) = (words.next(), words.next().and_then(|v| v.parse().ok())) {
@@ -217,6 +221,12 @@ fn scaling_table(f: &Figures) -> String {
             bytes / 1024,
             linear / 1024,
             bytes.saturating_sub(*linear) / 1024
+        );
+    }
+    if let Some(n) = f.possible_cpus {
+        let _ = writeln!(
+            out,
+            "\n(This kernel sees {n} possible CPU(s) in this VM: no more instances than that.)"
         );
     }
     out

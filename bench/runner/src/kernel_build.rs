@@ -166,15 +166,26 @@ mod shim {
     #[no_mangle]
     extern "C" fn wasm_shim_registry_unlock() {}
 
+    /// `copy_{from,to}_user`: "user" memory is ordinary memory here. Returns the bytes not
+    /// copied (none).
+    ///
+    /// # Safety
+    ///
+    /// Both pointers are valid for `n` bytes and the regions do not overlap.
+    unsafe fn copy(to: *mut c_void, from: *const c_void, n: usize) -> usize {
+        // SAFETY: guaranteed by the caller.
+        unsafe { core::ptr::copy_nonoverlapping(from.cast::<u8>(), to.cast::<u8>(), n) };
+        0
+    }
+
     #[no_mangle]
     unsafe extern "C" fn wasm_shim_copy_from_user(
         to: *mut c_void,
         from: *const c_void,
         n: usize,
     ) -> usize {
-        // SAFETY: both are valid for `n` bytes ("user" memory is ordinary memory here).
-        unsafe { core::ptr::copy_nonoverlapping(from.cast::<u8>(), to.cast::<u8>(), n) };
-        0
+        // SAFETY: the Rust side passes buffers valid for `n` bytes.
+        unsafe { copy(to, from, n) }
     }
 
     #[no_mangle]
@@ -184,8 +195,7 @@ mod shim {
         n: usize,
     ) -> usize {
         // SAFETY: as in `wasm_shim_copy_from_user`.
-        unsafe { core::ptr::copy_nonoverlapping(from.cast::<u8>(), to.cast::<u8>(), n) };
-        0
+        unsafe { copy(to, from, n) }
     }
 
     #[no_mangle]

@@ -93,17 +93,21 @@ fn main() -> Result<()> {
 
 /// Loads `guest` into wasm.ko once per instance count, without an entrypoint, and prints the
 /// load's duration and the memory the module holds (live allocations of wasm.ko, linear
-/// memory included).
+/// memory included). Stops at the number of possible CPUs, the most instances there can be.
 fn scaling(guest: &std::path::Path, instances: &[u32]) -> Result<()> {
     let wasm = std::fs::read(guest).with_context(|| format!("cannot read {}", guest.display()))?;
     let mut session = Session::new(Device::open()?);
     for &n in instances {
         let before = session.stats()?;
         let started = Instant::now();
-        session.load("scaling", &wasm, n)?;
+        let made = session.load("scaling", &wasm, n)?;
         let took = started.elapsed();
         let after = session.stats()?;
         session.unload()?;
+        if made < n {
+            println!("SCALING-LIMIT possible_cpus={made}");
+            break;
+        }
         println!(
             "SCALING instances={n} load_ns={} bytes={} linear_memory={}",
             took.as_nanos(),

@@ -63,7 +63,8 @@ impl<T: Transport> Session<T> {
     }
 
     /// Loads `wasm` as `name` with `instances` instances (0: one per CPU), no entrypoint.
-    pub fn load(&mut self, name: &str, wasm: &[u8], instances: u32) -> Result<()> {
+    /// Returns how many instances the kernel made (at most one per possible CPU).
+    pub fn load(&mut self, name: &str, wasm: &[u8], instances: u32) -> Result<u32> {
         let spec = spec(wasm);
         let mut limits = spec.limits;
         limits.instances = instances;
@@ -75,9 +76,9 @@ impl<T: Transport> Session<T> {
             args: Vec::new(),
             env: Vec::new(),
         })? {
-            Response::Loaded { .. } => {
+            Response::Loaded { instances, .. } => {
                 self.loaded = Some(name.to_string());
-                Ok(())
+                Ok(instances)
             }
             other => bail!("unexpected answer to load: {other:?}"),
         }

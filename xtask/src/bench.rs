@@ -60,6 +60,8 @@ const ORIGINAL: [(&str, u64); 3] = [
 pub struct Figures {
     /// `(engine, workload)` → median ns.
     pub median: BTreeMap<(String, String), u64>,
+    /// `(engine, workload)` → (min, max) ns over the rounds.
+    pub spread: BTreeMap<(String, String), (u64, u64)>,
     /// `(instances, load ns, bytes held, of which linear memory)`.
     pub scaling: Vec<(u32, u64, u64, u64)>,
     /// eBPF programs → ns per run.
@@ -85,6 +87,12 @@ pub fn parse(output: &str) -> Figures {
                 field(line, "median_ns").and_then(|v| v.parse().ok()),
             ) {
                 f.median.insert((e.to_string(), w.to_string()), ns);
+                if let (Some(min), Some(max)) = (
+                    field(line, "min_ns").and_then(|v| v.parse().ok()),
+                    field(line, "max_ns").and_then(|v| v.parse().ok()),
+                ) {
+                    f.spread.insert((e.to_string(), w.to_string()), (min, max));
+                }
             }
         } else if line.starts_with("SCALING ") {
             if let (Some(n), Some(ns), Some(bytes), Some(linear)) = (
@@ -147,7 +155,18 @@ pub fn table(f: &Figures, engines: &[&str]) -> String {
     for w in WORKLOADS {
         let _ = write!(out, "| {w} |");
         for (key, _) in ENGINES.iter().filter(|(k, _)| engines.contains(k)) {
-            let _ = write!(out, " {} |", get(key, w).map_or("–".to_string(), human));
+            let cell = get(key, w).map_or("–".to_string(), |ns| {
+                // The spread of the rounds, where there was any: ±half the range.
+                match f.spread.get(&(key.to_string(), w.to_string())) {
+                    Some((min, max)) if max > min && ns > 0 => format!(
+                        "{} ±{:.0}%",
+                        human(ns),
+                        (max - min) as f64 * 50.0 / ns as f64
+                    ),
+                    _ => human(ns),
+                }
+            });
+            let _ = write!(out, " {cell} |");
         }
         let native = if w == "load" { None } else { get("native", w) };
         let _ = write!(
@@ -459,12 +478,17 @@ mod tests {
                    SCALING instances=8 load_ns=12000000 bytes=4096 linear_memory=0\n\
                    \x20 xdp_empty                60.0         1.00         0.31\n";
         let f = parse(out);
+        assert_eq!(f.spread[&("native".into(), "fib".into())], (90, 110));
         assert_eq!(f.median[&("wasm.ko".into(), "fib".into())], 2500);
         assert_eq!(f.scaling, vec![(8, 12_000_000, 4096, 0)]);
         assert_eq!(f.ebpf["xdp_empty"], 60.0);
         let t = table(&f, &["native", "wasm.ko", "wasm3"]);
         let fib = t.lines().find(|l| l.starts_with("| fib")).unwrap();
         assert!(fib.contains("| 25.00 | 2.00 |"), "{fib}");
+        assert!(
+            fib.contains("| 100 ns ±10% |"),
+            "native's rounds spread: {fib}"
+        );
         assert!(chart(&f, "t").contains("<title>wasm.ko: 25.00× native</title>"));
     }
 }

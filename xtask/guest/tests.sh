@@ -69,6 +69,13 @@ expect_ok call-i64 "^12884901888$" $W call probe mul64 4294967296 3
 expect_ok call-f64 "^5.0$" $W call probe hypot 3 4
 expect_ok call-f32 "^0.25$" $W call probe quarter 1
 expect_ok call-json '"results":\[\{"type":"i32","value":42\}\]' $W --json call probe add 2 40
+# --repeat makes N calls (the instances count them), --time summarises their durations.
+probe_calls() { $W list | awk '/^[^ ]/ { p = ($1 == "probe") } p && $1 == "cpu" { n += $4 } END { print n }'; }
+c0=$(probe_calls)
+expect_ok call-repeat-time "^time: 5 request\(s\), median [0-9]+ ns, min [0-9]+ ns, max [0-9]+ ns$" \
+	$W call probe add 2 40 --repeat 5 --time
+c1=$(probe_calls)
+if [ $((c1 - c0)) -eq 5 ] && [ "$(echo "$OUT" | head -1)" = 42 ]; then ok call-repeat-counts; else ko call-repeat-counts "calls $c0 -> $c1: $OUT"; fi
 expect_ok call-cpu-import "^[01]$" $W call probe cpu
 expect_fail call-bad-arity "takes 2 argument" $W call probe add 1
 expect_fail call-unknown-function "exports no function 'nope'" $W call probe nope

@@ -136,8 +136,7 @@ pub fn table(f: &Figures, engines: &[&str]) -> String {
     let get = |e: &str, w: &str| f.median.get(&(e.to_string(), w.to_string())).copied();
     let mut out = String::from("| workload |");
     let mut rule = String::from("|---|");
-    for (key, title) in ENGINES.iter().filter(|(k, _)| engines.contains(k)) {
-        let _ = key;
+    for (_, title) in ENGINES.iter().filter(|(k, _)| engines.contains(k)) {
         let _ = write!(out, " {title} |");
         rule.push_str("---:|");
     }
@@ -351,6 +350,8 @@ pub fn run(
     runner: &Path,
 ) -> Result<String> {
     let guest = root.join(GUEST);
+    let out_dir = root.join("target/bench");
+    std::fs::create_dir_all(&out_dir)?;
     let mut report = format!("# Benchmark ({} scale)\n\n", scale.name());
     let host_rounds = if scale == Scale::Full { "5" } else { "1" };
     eprintln!("xtask: user-space engines on this machine (wall clock)");
@@ -450,19 +451,15 @@ pub fn run(
             ebpf_table(&f),
             scaling_table(&f)
         );
-        let dir = root.join("target/bench");
-        std::fs::create_dir_all(&dir)?;
         std::fs::write(
-            dir.join(format!("bench-{}.svg", p.kernel.release)),
+            out_dir.join(format!("bench-{}.svg", p.kernel.release)),
             chart(
                 &f,
                 &format!("× native, Debian {} in QEMU (icount)", p.kernel.release),
             ),
         )?;
     }
-    let dir = root.join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("report.md"), &report)?;
+    std::fs::write(out_dir.join("report.md"), &report)?;
     Ok(report)
 }
 

@@ -218,7 +218,8 @@ fn instantiate(
         .collect();
     let fast = funcs
         .iter()
-        .map(|f| f.and_then(|f| Fast::new(&store, f)))
+        .zip(exports)
+        .map(|(f, sig)| f.and_then(|f| Fast::new(&store, f, sig)))
         .collect();
     // Warm-up: a first call makes the engine allocate and cache its execution stack, so later
     // calls (from any context) find it ready instead of allocating.
@@ -428,9 +429,11 @@ impl<H: Host> LoadedModule<H> {
         config.compilation_mode(wasmi::CompilationMode::Eager);
         // One engine per module, compiled once and shared by every instance. After the load
         // (before any call can reach the module) nothing writes to the engine any more, so
-        // its type registry is only read; the kernel's wasmi keeps each store's execution
-        // stack in the store (third_party/wasmi), so a call takes no engine lock at all and
-        // calls on different CPUs, or from interrupts, never wait for one another.
+        // its type registry is only read. In the kernel's wasmi (third_party/wasmi) a
+        // non-resumable call, as every eBPF call is, runs in place on its store's stack and
+        // takes no engine lock, so such calls on different CPUs, or from interrupts, never
+        // wait for one another; resumable calls (user requests, process context) take the
+        // engine's stack-pool lock briefly.
         let engine = Engine::new(&config);
         let module = compile(&engine, spec.wasm)?;
 
@@ -510,13 +513,13 @@ impl<H: Host> LoadedModule<H> {
         let mut linker = Linker::new(&engine);
         host_api::define::<H>(&mut linker).map_err(|e| Error::Link(e.to_string()))?;
         wasi::define::<H>(&mut linker, &stubs).map_err(|e| Error::Link(e.to_string()))?;
+        let plan = Plan {
+            spec,
+            limits: &limits,
+            exports: &exports,
+            budget,
+        };
         for cpu in 0..cpus as u32 {
-            let plan = Plan {
-                spec,
-                limits: &limits,
-                exports: &exports,
-                budget,
-            };
             let inst = instantiate(&engine, &linker, &module, cpu, &plan)?;
             slots.push(Slot {
                 memory: AtomicU64::new(inst.memory_size()),

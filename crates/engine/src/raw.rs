@@ -10,7 +10,7 @@
 use crate::module::{Instance, Slot};
 use crate::{Host, LoadedModule, TryGuard};
 use core::sync::atomic::Ordering::Relaxed;
-use wasm_proto::{errno, ValType, MAX_VALUES};
+use wasm_proto::{errno, FuncSig, ValType, MAX_VALUES};
 use wasmi::{AsContext, Func, TypedFunc, Val};
 
 /// One raw value of [`LoadedModule::call_raw`]: a native-endian 64-bit lane, as eBPF programs
@@ -37,34 +37,18 @@ pub(crate) enum Fast {
 }
 
 impl Fast {
-    /// The typed handle of `func`, if its signature is one of the above.
-    pub(crate) fn new(store: impl AsContext, func: Func) -> Option<Fast> {
-        let store = store.as_context();
-        let ty = func.ty(store);
-        let t = |v: &[wasmi::ValType]| -> Option<[ValType; 2]> {
-            let mut out = [ValType::Other; 2];
-            for (o, v) in out.iter_mut().zip(v) {
-                *o = match v {
-                    wasmi::ValType::I32 => ValType::I32,
-                    wasmi::ValType::I64 => ValType::I64,
-                    _ => return None,
-                };
-            }
-            (v.len() <= 2).then_some(out)
-        };
-        let (params, results) = (t(ty.params())?, t(ty.results())?);
-        use ValType::{Other as N, I32, I64};
-        Some(
-            match (ty.params().len(), params, ty.results().len(), results) {
-                (0, _, 1, [I32, N]) => Fast::ToI32(func.typed(store).ok()?),
-                (0, _, 1, [I64, N]) => Fast::ToI64(func.typed(store).ok()?),
-                (1, [I32, N], 1, [I32, N]) => Fast::I32ToI32(func.typed(store).ok()?),
-                (1, [I64, N], 1, [I64, N]) => Fast::I64ToI64(func.typed(store).ok()?),
-                (2, [I32, I32], 1, [I32, N]) => Fast::I32I32ToI32(func.typed(store).ok()?),
-                (2, [I64, I64], 1, [I64, N]) => Fast::I64I64ToI64(func.typed(store).ok()?),
-                _ => return None,
-            },
-        )
+    /// The typed handle of `func`, whose signature is `sig`, if it is one of the above.
+    pub(crate) fn new(store: impl AsContext, func: Func, sig: &FuncSig) -> Option<Fast> {
+        use ValType::{I32, I64};
+        Some(match (&sig.params[..], &sig.results[..]) {
+            ([], [I32]) => Fast::ToI32(func.typed(store).ok()?),
+            ([], [I64]) => Fast::ToI64(func.typed(store).ok()?),
+            ([I32], [I32]) => Fast::I32ToI32(func.typed(store).ok()?),
+            ([I64], [I64]) => Fast::I64ToI64(func.typed(store).ok()?),
+            ([I32, I32], [I32]) => Fast::I32I32ToI32(func.typed(store).ok()?),
+            ([I64, I64], [I64]) => Fast::I64I64ToI64(func.typed(store).ok()?),
+            _ => return None,
+        })
     }
 
     /// Calls it with raw arguments (`i32` from the low half); the result as `call_raw` gives it.
@@ -188,11 +172,11 @@ impl Slot {
 }
 
 /// A taken instance, its slot, and the function to call on it.
-type Taken<'a, F> = (&'a Slot, TryGuard<'a, Instance>, F);
+type Taken<'a> = (&'a Slot, TryGuard<'a, Instance>, Func);
 
 impl<H: Host> LoadedModule<H> {
     /// Takes the instance of `cpu` (never waiting) and export `index`'s function on it.
-    fn take(&self, cpu: usize, index: usize) -> Result<Taken<'_, Func>, RawError> {
+    fn take(&self, cpu: usize, index: usize) -> Result<Taken<'_>, RawError> {
         let slot = self.slot(cpu).ok_or(RawError::Busy)?;
         let inst = slot.state.try_lock().ok_or(RawError::Busy)?;
         let func = inst
@@ -202,16 +186,6 @@ impl<H: Host> LoadedModule<H> {
             .flatten()
             .ok_or(RawError::NoFunction)?;
         Ok((slot, inst, func))
-    }
-
-    /// Takes the instance of `cpu` if export `index` has a typed fast path there.
-    fn take_fast(&self, cpu: usize, index: usize) -> Result<Option<Taken<'_, Fast>>, RawError> {
-        let slot = self.slot(cpu).ok_or(RawError::Busy)?;
-        let inst = slot.state.try_lock().ok_or(RawError::Busy)?;
-        match inst.fast.get(index).copied().flatten() {
-            Some(fast) => Ok(Some((slot, inst, fast))),
-            None => Ok(None),
-        }
     }
 
     /// The index of export `name` for [`Self::call_raw`] and [`Self::call_buffer`].
@@ -242,7 +216,8 @@ impl<H: Host> LoadedModule<H> {
         if args.len() != sig.params.len() || sig.results.len() > results.len().min(MAX_VALUES) {
             return Err(RawError::Arguments);
         }
-        if let Some((slot, mut inst, fast)) = self.take_fast(cpu, index)? {
+        let (slot, mut inst, func) = self.take(cpu, index)?;
+        if let Some(fast) = inst.fast.get(index).copied().flatten() {
             let out = results.first_mut().ok_or(RawError::Arguments)?;
             *out = slot
                 .run_fast(&mut inst, fast, args, self.limits().bpf_fuel)?
@@ -258,7 +233,6 @@ impl<H: Host> LoadedModule<H> {
             *slot = raw_to_val(*ty, 0).ok_or(RawError::Arguments)?;
         }
         let (n_in, n_out) = (sig.params.len(), sig.results.len());
-        let (slot, mut inst, func) = self.take(cpu, index)?;
         slot.run_raw(
             &mut inst,
             func,

@@ -9,9 +9,10 @@ CARGO ?= cargo
 SUDO ?= $(if $(filter 0,$(shell id -u)),,sudo)
 
 KMOD_TARGET := x86_64-unknown-none
-# Kernel code model, no GOT/PLT, frame pointers for oops traces, and the CET/retpoline/return
-# thunk conventions of Debian's kernels (objtool checks them). -Zbuild-std rebuilds core and
-# alloc with these flags: the prebuilt ones go through the GOT, which insmod rejects.
+# Kernel code model, no GOT/PLT, and the CET/retpoline/return thunk conventions of Debian's
+# kernels (objtool checks them, and gives the code ORC unwind data: no frame pointers needed,
+# see kmod/Kbuild). -Zbuild-std rebuilds core and alloc with these flags: the prebuilt ones go
+# through the GOT, which insmod rejects.
 KMOD_RUSTFLAGS := -Crelocation-model=static -Ccode-model=kernel -Crelro-level=off \
 	-Cforce-unwind-tables=n \
 	-Zcf-protection=branch -Zretpoline-external-thunk -Zfunction-return=thunk-extern

@@ -47,6 +47,8 @@ extern __s64 bpf_wasm_lookup_str(const char *module__str,
  *   -EBUSY   this CPU's instance is running another call (nested call)
  *   -EFAULT  the guest trapped
  *   -ETIME   the guest used up its eBPF fuel
+ *   -ENOMEM  memory ran out during the call (if inside the engine, this
+ *            CPU's instance is lost until the module is reloaded: -EBUSY)
  *   -EPERM   called from NMI context
  */
 extern int bpf_wasm_call(__s64 handle, const void *args, __u32 args__sz,

@@ -9,8 +9,11 @@
 #include <linux/btf_ids.h>
 #include <linux/hardirq.h>
 #include <linux/module.h>
+#include <linux/objtool.h>
 #include <linux/percpu.h>
+#include <linux/rcupdate.h>
 #include <linux/string.h>
+#include <asm/asm.h>
 
 #include "wasm_shim.h"
 
@@ -27,9 +30,112 @@
  */
 static DEFINE_PER_CPU(unsigned int, wasm_bpf_depth);
 
+/*
+ * Where wasm_shim_bpf_abandon() returns to, per nesting level: a kfunc runs
+ * with migration disabled, and one nested in it (from an interrupt) returns
+ * before it goes on.
+ */
+#define WASM_BPF_MAX_DEPTH 4
+static DEFINE_PER_CPU(unsigned long, wasm_bpf_abandon[WASM_BPF_MAX_DEPTH]);
+
+/* What a guarded kfunc call does: bpf_wasm_call() or bpf_wasm_call_buf(). */
+struct wasm_bpf_job {
+	s64 handle;
+	void *a;
+	u32 a_len;
+	void *b;
+	u32 b_len;
+	s64 *result;
+};
+
+/* Called from wasm_bpf_guarded()'s asm, by name. */
+static __used noinline __noclone int wasm_bpf_run(struct wasm_bpf_job *job)
+{
+	if (job->result)
+		return wasm_rs_bpf_call_buf(job->handle, job->a, job->a_len,
+					    job->result);
+	return wasm_rs_bpf_call(job->handle, job->a, job->a_len, job->b,
+				job->b_len);
+}
+
+/*
+ * Runs wasm_bpf_run(job) on the current stack, keeping the %rsp to come back
+ * to in *slot: wasm_shim_bpf_abandon() resumes at wasm_bpf_abandoned, and the
+ * call returns -ENOMEM. As wasm_call_on_stack() in wasm_main.c, every register
+ * the compiler could keep is a clobber and %rbp is pushed; the label is global,
+ * so this function is never inlined or cloned.
+ */
+static noinline __noclone int wasm_bpf_guarded(struct wasm_bpf_job *job,
+					       unsigned long *slot)
+{
+	int ret;
+
+	asm volatile("pushq	%%rbp\n"
+		     "movq	%%rsp, (%%rsi)\n"
+		     "call	wasm_bpf_run\n"
+		     "jmp	1f\n"
+		     ".globl	wasm_bpf_abandoned\n"
+		     "wasm_bpf_abandoned:\n"
+		     "movl	%[enomem], %%eax\n"
+		     "1:	popq	%%rbp\n"
+		     : "=a" (ret), "+D" (job), "+S" (slot), ASM_CALL_CONSTRAINT
+		     : [enomem] "i" (-ENOMEM)
+		     : "cc", "rbx", "rcx", "rdx", "r8", "r9", "r10", "r11",
+		       "r12", "r13", "r14", "r15", "memory");
+	return ret;
+}
+STACK_FRAME_NON_STANDARD(wasm_bpf_guarded);
+
+/*
+ * Ends the innermost kfunc call of this CPU (a Rust panic inside it): it
+ * returns -ENOMEM to its BPF program. Returns if no kfunc call is running.
+ */
+void wasm_shim_bpf_abandon(void)
+{
+	unsigned int depth = this_cpu_read(wasm_bpf_depth);
+
+	if (!depth || depth > WASM_BPF_MAX_DEPTH)
+		return;
+	asm volatile("movq	(%0), %%rsp\n"
+		     "jmp	wasm_bpf_abandoned\n"
+		     : : "r" (this_cpu_ptr(&wasm_bpf_abandon[depth - 1]))
+		     : "memory");
+	unreachable();
+}
+STACK_FRAME_NON_STANDARD(wasm_shim_bpf_abandon);
+
+/*
+ * A kfunc call: in an RCU read-side section (the published modules), counted
+ * in wasm_bpf_depth, and guarded.
+ */
+static int wasm_bpf_enter(struct wasm_bpf_job *job)
+{
+	unsigned int depth;
+	int ret;
+
+	if (in_nmi())
+		return -EPERM;
+	depth = this_cpu_inc_return(wasm_bpf_depth);
+	if (depth > WASM_BPF_MAX_DEPTH) {
+		this_cpu_dec(wasm_bpf_depth);
+		return -EBUSY;
+	}
+	rcu_read_lock();
+	ret = wasm_bpf_guarded(job, this_cpu_ptr(&wasm_bpf_abandon[depth - 1]));
+	rcu_read_unlock();
+	this_cpu_dec(wasm_bpf_depth);
+	return ret;
+}
+
 bool wasm_shim_atomic_context(void)
 {
 	return in_interrupt() || irqs_disabled() || this_cpu_read(wasm_bpf_depth);
+}
+
+/* A /dev/wasm request can be running: task context, not inside a kfunc. */
+bool wasm_shim_request_context(void)
+{
+	return in_task() && !this_cpu_read(wasm_bpf_depth);
 }
 
 /**
@@ -60,7 +166,7 @@ __used __noclone noinline s64 bpf_wasm_lookup(const char *module,
  *
  * Return: the number of results, or a negative errno: -ENOENT (module
  * unloaded), -EINVAL (arguments), -EBUSY (nested call on this CPU), -EFAULT
- * (trap), -ETIME (fuel), -EPERM (NMI context).
+ * (trap), -ETIME (fuel), -ENOMEM (out of memory), -EPERM (NMI context).
  */
 #ifdef BTF_KFUNCS_START
 /**
@@ -83,14 +189,15 @@ __used __noclone noinline int bpf_wasm_call(s64 handle, const void *args,
 					    u32 args__sz, void *results,
 					    u32 results__sz)
 {
-	int ret;
+	struct wasm_bpf_job job = {
+		.handle = handle,
+		.a = (void *)args,
+		.a_len = args__sz,
+		.b = results,
+		.b_len = results__sz,
+	};
 
-	if (in_nmi())
-		return -EPERM;
-	this_cpu_inc(wasm_bpf_depth);
-	ret = wasm_rs_bpf_call(handle, args, args__sz, results, results__sz);
-	this_cpu_dec(wasm_bpf_depth);
-	return ret;
+	return wasm_bpf_enter(&job);
 }
 
 /**
@@ -106,14 +213,18 @@ __used __noclone noinline int bpf_wasm_call(s64 handle, const void *args,
 __used __noclone noinline int bpf_wasm_call_buf(s64 handle, void *buf,
 						u32 buf__sz, s64 *result)
 {
-	int ret;
+	struct wasm_bpf_job job = {
+		.handle = handle,
+		.a = buf,
+		.a_len = buf__sz,
+		.result = result,
+	};
+	s64 ignored;
 
-	if (in_nmi())
-		return -EPERM;
-	this_cpu_inc(wasm_bpf_depth);
-	ret = wasm_rs_bpf_call_buf(handle, buf, buf__sz, result);
-	this_cpu_dec(wasm_bpf_depth);
-	return ret;
+	/* A non-null result selects call_buf. */
+	if (!job.result)
+		job.result = &ignored;
+	return wasm_bpf_enter(&job);
 }
 
 #ifdef BTF_KFUNCS_START

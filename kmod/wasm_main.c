@@ -14,6 +14,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/objtool.h>
 #include <linux/rcupdate.h>
 #include <linux/printk.h>
 #include <linux/random.h>
@@ -55,7 +56,12 @@ void *wasm_shim_alloc(size_t size)
 		return NULL;
 	if (wasm_shim_atomic_context())
 		return kmalloc(size, GFP_ATOMIC | __GFP_NOWARN);
-	return kvmalloc(size, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	/*
+	 * Charged to the caller's memory cgroup; over its limit the request
+	 * fails with -ENOMEM instead of invoking the cgroup's OOM killer.
+	 */
+	return kvmalloc(size, GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL |
+			__GFP_NOWARN);
 }
 
 void wasm_shim_free(void *ptr)
@@ -172,27 +178,61 @@ void __noreturn wasm_shim_bug(void)
 }
 
 /*
- * Calls wasm_rs_on_work_stack(job) with %rsp at tos, as call_on_stack() of
- * <asm/irq_stack.h> does for interrupts: the old %rsp is saved in the top
- * slot and popped back after the call.
+ * Calls wasm_rs_on_work_stack(job, tos) with %rsp at tos, as call_on_stack()
+ * of <asm/irq_stack.h> does for interrupts: the %rsp to return to is saved in
+ * the top slot and popped back after the call. Returns 0, or 1 when
+ * wasm_shim_abandon() ended the call early: it resumes at
+ * wasm_work_stack_abandoned with that %rsp. Every register the compiler could
+ * keep across the asm is a clobber, and %rbp is pushed, so nothing live is
+ * lost either way. The label is global: never inline or clone this function.
  */
-static void wasm_call_on_stack(unsigned long *tos, void *job)
+static noinline __noclone int wasm_call_on_stack(unsigned long *tos, void *job)
 {
-	asm volatile("movq	%%rsp, (%[tos])\n"
-		     "movq	%[tos], %%rsp\n"
+	int abandoned;
+
+	asm volatile("pushq	%%rbp\n"
+		     "movq	%%rsp, (%%rsi)\n"
+		     "movq	%%rsi, %%rsp\n"
 		     "call	wasm_rs_on_work_stack\n"
 		     "popq	%%rsp\n"
-		     : [tos] "+r" (tos), "+D" (job), ASM_CALL_CONSTRAINT
+		     "xorl	%%eax, %%eax\n"
+		     "jmp	1f\n"
+		     ".globl	wasm_work_stack_abandoned\n"
+		     "wasm_work_stack_abandoned:\n"
+		     "movl	$1, %%eax\n"
+		     "1:	popq	%%rbp\n"
+		     : "=a" (abandoned), "+S" (tos), "+D" (job),
+		       ASM_CALL_CONSTRAINT
 		     :
-		     : "cc", "rax", "rcx", "rdx", "rsi", "r8", "r9", "r10",
-		       "r11", "memory");
+		     : "cc", "rbx", "rcx", "rdx", "r8", "r9", "r10", "r11",
+		       "r12", "r13", "r14", "r15", "memory");
+	return abandoned;
 }
+STACK_FRAME_NON_STANDARD(wasm_call_on_stack);
 
-/* Runs wasm_rs_on_work_stack(job) on a fresh stack and reports how deep it went. */
+/*
+ * Ends the work running on the dedicated stack whose top slot is tos: the
+ * pending wasm_call_on_stack() returns 1. Called by Rust's panic handler, on
+ * that stack; nothing of the work's frames runs again.
+ */
+void __noreturn wasm_shim_abandon(unsigned long *tos)
+{
+	asm volatile("movq	(%0), %%rsp\n"
+		     "jmp	wasm_work_stack_abandoned\n"
+		     : : "r" (tos) : "memory");
+	unreachable();
+}
+STACK_FRAME_NON_STANDARD(wasm_shim_abandon);
+
+/*
+ * Runs wasm_rs_on_work_stack(job, tos) on a fresh stack and reports how deep
+ * it went. Returns 0, 1 if the work was abandoned, or -ENOMEM.
+ */
 int wasm_shim_on_work_stack(void *job, size_t *peak)
 {
 	unsigned long *stack = vmalloc(WASM_WORK_STACK_SIZE);
 	unsigned long *end, *p;
+	int abandoned;
 
 	if (!stack)
 		return -ENOMEM;
@@ -201,13 +241,41 @@ int wasm_shim_on_work_stack(void *job, size_t *peak)
 		*p = WASM_STACK_PAINT;
 	/* The top slot, 16-byte aligned, keeps the task's %rsp. */
 	p = stack + WASM_WORK_STACK_WORDS - 2;
-	wasm_call_on_stack(p, job);
+	abandoned = wasm_call_on_stack(p, job);
 	for (p = end; p < stack + WASM_WORK_STACK_WORDS; p++)
 		if (*p != WASM_STACK_PAINT)
 			break;
 	*peak = (char *)(stack + WASM_WORK_STACK_WORDS) - (char *)p;
 	vfree(stack);
-	return 0;
+	return abandoned;
+}
+
+void *wasm_shim_current(void)
+{
+	return current;
+}
+
+/*
+ * Allocation-failure injection: writing N to the fail_alloc parameter fails
+ * the Nth allocation of the Rust half from then on (counting every context);
+ * the parameter reads 0 once it has.
+ */
+static unsigned long fail_alloc;
+module_param(fail_alloc, ulong, 0600);
+MODULE_PARM_DESC(fail_alloc, "Fail the Nth allocation from now (testing; 0: off)");
+
+bool wasm_shim_inject_alloc_failure(void)
+{
+	unsigned long n = READ_ONCE(fail_alloc);
+
+	while (n) {
+		unsigned long old = cmpxchg(&fail_alloc, n, n - 1);
+
+		if (old == n)
+			return n == 1;
+		n = old;
+	}
+	return false;
 }
 
 size_t wasm_shim_work_stack_size(void)

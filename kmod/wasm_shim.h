@@ -17,7 +17,7 @@ void *wasm_rs_open(void);
 void wasm_rs_release(void *session);
 ssize_t wasm_rs_write(void *session, void __user *buf, size_t len);
 ssize_t wasm_rs_read(void *session, void __user *buf, size_t len);
-void wasm_rs_on_work_stack(void *job);
+void wasm_rs_on_work_stack(void *job, unsigned long *tos);
 s64 wasm_rs_bpf_lookup(const char *module, u32 module_len,
 		       const char *function, u32 function_len);
 int wasm_rs_bpf_call(s64 handle, const void *args, u32 args_len,
@@ -45,6 +45,11 @@ size_t wasm_shim_stack_peak(void);
 size_t wasm_shim_stack_size(void);
 void __noreturn wasm_shim_bug(void);
 int wasm_shim_on_work_stack(void *job, size_t *peak);
+void __noreturn wasm_shim_abandon(unsigned long *tos);
+void *wasm_shim_current(void);
+bool wasm_shim_inject_alloc_failure(void);
+bool wasm_shim_request_context(void);
+void wasm_shim_bpf_abandon(void);
 size_t wasm_shim_work_stack_size(void);
 bool wasm_shim_atomic_context(void);
 void wasm_shim_rcu_read_lock(void);

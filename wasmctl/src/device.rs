@@ -63,6 +63,12 @@ impl Device {
         let written = self.file.write(&frame);
         let response = self.read_response();
         match (written, response) {
+            (_, Ok(Response::Error { errno, message })) if message.is_empty() => {
+                bail!(
+                    "the request failed, and the kernel had no memory left to say why ({})",
+                    errno_name(errno)
+                )
+            }
             (_, Ok(Response::Error { errno, message })) => {
                 bail!("{message} ({})", errno_name(errno))
             }

@@ -216,6 +216,7 @@ impl Output {
                 "live_allocations": s.live_allocations, "live_bytes": s.live_bytes,
                 "memory_used": s.memory_used, "memory_cap": s.memory_cap,
                 "stack_size": s.stack_size, "work_stack_size": s.work_stack_size, "stack_peak": stack,
+                "abandoned": s.abandoned, "abandoned_freed": s.abandoned_freed,
             }));
             return;
         }
@@ -228,6 +229,10 @@ impl Output {
         println!(
             "live allocations  {} ({} bytes)",
             s.live_allocations, s.live_bytes
+        );
+        println!(
+            "abandoned         {} requests ({} allocations given back)",
+            s.abandoned, s.abandoned_freed
         );
         println!(
             "stack size        task {}, work {}",

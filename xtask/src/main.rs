@@ -37,6 +37,15 @@ enum Task {
         /// Kernel series to test; repeatable.
         #[arg(long, value_enum)]
         kernel: Vec<Series>,
+        /// Scenario suites to run, one boot each; repeatable (all by default).
+        #[arg(long, value_enum)]
+        suite: Vec<Suite>,
+        /// A scenario script of your own instead of the suites (same output conventions).
+        #[arg(long, conflicts_with = "suite")]
+        scenario: Option<PathBuf>,
+        /// Length of the hardening suite's stress run.
+        #[arg(long, default_value_t = 20)]
+        stress_seconds: u32,
     },
     /// Benchmark the engines: the guest workloads in user space and in the VM, the eBPF ->
     /// Wasm call cost and load scaling (deterministic virtual time in the VM).
@@ -55,6 +64,17 @@ enum Task {
 }
 
 const TESTS: &str = include_str!("../guest/tests.sh");
+const HARDENING: &str = include_str!("../guest/hardening.sh");
+
+/// The VM scenario suites.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Suite {
+    /// `xtask/guest/tests.sh`: the module, the device, eBPF, the samples and the languages.
+    Tests,
+    /// `xtask/guest/hardening.sh`: memory cgroups, killed loads, allocation-failure
+    /// injection, stress.
+    Hardening,
+}
 const DEMO: &str = include_str!("../guest/demo.sh");
 /// The benchmark scenario (after the variables [`bench`] puts before it).
 pub(crate) const BENCH: &str = include_str!("../guest/bench.sh");
@@ -141,13 +161,29 @@ fn execute(task: Task) -> Result<()> {
             Ok(())
         }
         Task::Demo { kernel } => demo(&root, kernel),
-        Task::VmTest { kernel } => {
+        Task::VmTest {
+            kernel,
+            suite,
+            scenario,
+            stress_seconds,
+        } => {
             let series = if kernel.is_empty() {
                 Series::ALL.to_vec()
             } else {
                 kernel
             };
-            vm_test(&root, &series)
+            let scenarios = match scenario {
+                Some(path) => vec![(
+                    "custom",
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                )],
+                None if suite.is_empty() => {
+                    suites(&[Suite::Tests, Suite::Hardening], stress_seconds)
+                }
+                None => suites(&suite, stress_seconds),
+            };
+            vm_test(&root, &series, &scenarios)
         }
     }
 }
@@ -243,23 +279,45 @@ fn evaluate(release: &str, console: &str) -> Outcome {
     }
 }
 
-fn vm_test(root: &Path, series: &[Series]) -> Result<()> {
+/// The named scenarios of `suites`.
+fn suites(suites: &[Suite], stress_seconds: u32) -> Vec<(&'static str, String)> {
+    suites
+        .iter()
+        .map(|s| match s {
+            Suite::Tests => ("tests", TESTS.to_string()),
+            Suite::Hardening => (
+                "hardening",
+                format!("STRESS_SECONDS={stress_seconds}\n{HARDENING}"),
+            ),
+        })
+        .collect()
+}
+
+/// Boots each kernel once per scenario: kernels side by side, a kernel's scenarios in turn.
+fn vm_test(root: &Path, series: &[Series], scenarios: &[(&'static str, String)]) -> Result<()> {
     let (userland, prepared) = prepare(root, series)?;
     let mut runs = Vec::new();
     for p in &prepared {
-        let initrd = p.dir.join("initramfs-tests.cpio");
-        vm::initramfs(&payload(&userland, p, TESTS.to_string()), &initrd)?;
+        let mut boots = Vec::new();
+        for (name, scenario) in scenarios {
+            let initrd = p.dir.join(format!("initramfs-{name}.cpio"));
+            vm::initramfs(&payload(&userland, p, scenario.clone()), &initrd)?;
+            boots.push((*name, initrd, p.dir.join(format!("console-{name}.log"))));
+        }
         let image = p.kernel.image.clone();
         let release = p.kernel.release.clone();
-        let log = p.dir.join("console-tests.log");
-        eprintln!("xtask: booting {release} under QEMU");
-        runs.push(std::thread::spawn(move || -> Result<Outcome> {
-            let console = vm::boot(&image, &initrd, VM_TIMEOUT)?;
-            std::fs::write(&log, &console)?;
-            for line in console.lines().filter(|l| l.starts_with("VMTEST")) {
-                println!("[{release}] {line}");
+        runs.push(std::thread::spawn(move || -> Result<Vec<Outcome>> {
+            let mut outcomes = Vec::new();
+            for (name, initrd, log) in boots {
+                eprintln!("xtask: booting {release} under QEMU ({name})");
+                let console = vm::boot(&image, &initrd, VM_TIMEOUT)?;
+                std::fs::write(&log, &console)?;
+                for line in console.lines().filter(|l| l.starts_with("VMTEST")) {
+                    println!("[{release} {name}] {line}");
+                }
+                outcomes.push(evaluate(&format!("{release} ({name})"), &console));
             }
-            Ok(evaluate(&release, &console))
+            Ok(outcomes)
         }));
     }
     let mut total_passed = 0;
@@ -267,18 +325,20 @@ fn vm_test(root: &Path, series: &[Series]) -> Result<()> {
     let mut errors = Vec::new();
     for run in runs {
         match run.join() {
-            Ok(Ok(o)) => {
-                println!(
-                    "vm-test: kernel {}: {} passed, {} failed",
-                    o.release,
-                    o.passed,
-                    o.failed.len()
-                );
-                for f in &o.failed {
-                    println!("vm-test:   {f}");
+            Ok(Ok(outcomes)) => {
+                for o in outcomes {
+                    println!(
+                        "vm-test: kernel {}: {} passed, {} failed",
+                        o.release,
+                        o.passed,
+                        o.failed.len()
+                    );
+                    for f in &o.failed {
+                        println!("vm-test:   {f}");
+                    }
+                    total_passed += o.passed;
+                    total_failed += o.failed.len();
                 }
-                total_passed += o.passed;
-                total_failed += o.failed.len();
             }
             Ok(Err(e)) => errors.push(format!("{e:#}")),
             Err(_) => errors.push("a VM thread panicked".to_string()),

@@ -33,6 +33,8 @@ pub enum Error {
     Memory(String),
     /// As many modules as allowed are loaded.
     Full(usize),
+    /// The host could not allocate memory.
+    OutOfMemory,
 }
 
 impl Error {
@@ -48,7 +50,7 @@ impl Error {
             Error::OutOfFuel(_) => errno::ETIME,
             Error::Interrupted => errno::EINTR,
             Error::Busy => errno::EBUSY,
-            Error::Memory(_) => errno::ENOMEM,
+            Error::Memory(_) | Error::OutOfMemory => errno::ENOMEM,
             Error::Full(_) => errno::ENOSPC,
         }
     }
@@ -74,6 +76,7 @@ impl fmt::Display for Error {
             Error::Busy => write!(f, "every instance of the module is busy"),
             Error::Memory(m) => write!(f, "memory limit: {m}"),
             Error::Full(n) => write!(f, "{n} modules are loaded, the most allowed: unload one"),
+            Error::OutOfMemory => write!(f, "out of memory"),
         }
     }
 }

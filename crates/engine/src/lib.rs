@@ -77,4 +77,9 @@ pub trait Host: 'static {
     fn realtime_ns() -> u64;
     /// Fills `buf` with random bytes (WASI's `random_get`).
     fn random(buf: &mut [u8]);
+    /// Runs `f`, which works on an instance that outlives the request (a call). The kernel
+    /// uses it to know that memory allocated meanwhile may belong to the instance.
+    fn on_instance<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
 }

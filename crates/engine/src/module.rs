@@ -102,6 +102,15 @@ pub(crate) fn check_name(name: &str) -> Result<(), Error> {
     }
 }
 
+fn wasmi_type(ty: ValType) -> wasmi::ValType {
+    match ty {
+        ValType::I32 => wasmi::ValType::I32,
+        ValType::I64 => wasmi::ValType::I64,
+        ValType::F32 => wasmi::ValType::F32,
+        ValType::F64 | ValType::Other => wasmi::ValType::F64,
+    }
+}
+
 fn val_type(ty: &wasmi::ValType) -> ValType {
     match ty {
         wasmi::ValType::I32 => ValType::I32,
@@ -150,7 +159,17 @@ fn one_line(message: &str) -> String {
 }
 
 /// Classifies an error raised while running guest code.
+/// Whether wasmi failed for want of memory (it reports some allocation failures as errors).
+fn out_of_memory(e: &wasmi::Error) -> bool {
+    e.as_trap_code() == Some(wasmi::TrapCode::OutOfSystemMemory)
+        || matches!(e.kind(), wasmi::errors::ErrorKind::Translation(t)
+            if t.to_string() == "ran out of system memory during translation")
+}
+
 fn run_error(e: &wasmi::Error, budget: u64) -> Error {
+    if out_of_memory(e) {
+        return Error::OutOfMemory;
+    }
     match e.as_trap_code() {
         Some(wasmi::TrapCode::OutOfFuel) => Error::OutOfFuel(budget),
         Some(code) => Error::Trap(code.to_string()),
@@ -166,7 +185,10 @@ fn run_error(e: &wasmi::Error, budget: u64) -> Error {
 /// frames of the steps that follow.
 #[inline(never)]
 fn compile(engine: &Engine, wasm: &[u8]) -> Result<Module, Error> {
-    Module::new(engine, wasm).map_err(|e| Error::Invalid(one_line(&e.to_string())))
+    Module::new(engine, wasm).map_err(|e| match out_of_memory(&e) {
+        true => Error::OutOfMemory,
+        false => Error::Invalid(one_line(&e.to_string())),
+    })
 }
 
 /// What every instance of a module is made from.
@@ -337,27 +359,30 @@ impl Instance {
     }
 }
 
-impl Slot {
-    fn call<H: Host>(
-        &self,
-        inst: &mut Instance,
-        function: &str,
-        args: &[Value],
-        budget: u64,
-    ) -> Result<(Vec<Value>, u64, Option<i32>), Error> {
-        let func = inst
-            .instance
-            .get_func(&inst.store, function)
+/// A call ready to run: its function's signature checked and its values allocated, so that
+/// running it on an instance allocates nothing of ours.
+struct Prepared<'a> {
+    function: &'a str,
+    inputs: Vec<Val>,
+    outputs: Vec<Val>,
+}
+
+impl<'a> Prepared<'a> {
+    /// Checks `args` against the export `function` of `exports` and allocates the values.
+    fn new(exports: &[FuncSig], function: &'a str, args: &[Value]) -> Result<Self, Error> {
+        let ty = exports
+            .iter()
+            .find(|e| e.name == function)
             .ok_or_else(|| Error::NoFunction(function.to_string()))?;
-        let func_ty = func.ty(&inst.store);
-        let ty = sig(String::new(), &func_ty);
         if ty.params.len() > MAX_VALUES || ty.results.len() > MAX_VALUES {
             return Err(Error::Arguments(format!(
                 "{function} has more than {MAX_VALUES} parameters or results"
             )));
         }
-        let given: Vec<ValType> = args.iter().map(Value::ty).collect();
-        if given != ty.params || ty.results.contains(&ValType::Other) {
+        if !args.iter().map(Value::ty).eq(ty.params.iter().copied())
+            || ty.results.contains(&ValType::Other)
+        {
+            let given: Vec<ValType> = args.iter().map(Value::ty).collect();
             return Err(Error::Arguments(format!(
                 "{function} takes {} and returns {}, was given {}",
                 list(&ty.params),
@@ -365,25 +390,71 @@ impl Slot {
                 list(&given)
             )));
         }
-        let inputs: Vec<Val> = args.iter().copied().map(to_val).collect();
-        let mut outputs: Vec<Val> = func_ty
-            .results()
-            .iter()
-            .map(|t| Val::default_for_ty(*t))
-            .collect();
+        let mut inputs = Vec::new();
+        let mut outputs = Vec::new();
+        inputs
+            .try_reserve_exact(args.len())
+            .and_then(|()| outputs.try_reserve_exact(ty.results.len()))
+            .map_err(|_| Error::OutOfMemory)?;
+        inputs.extend(args.iter().copied().map(to_val));
+        outputs.extend(
+            ty.results
+                .iter()
+                .map(|t| Val::default_for_ty(wasmi_type(*t))),
+        );
+        Ok(Prepared {
+            function,
+            inputs,
+            outputs,
+        })
+    }
+
+    /// The results, allocated fallibly.
+    fn results(&self) -> Result<Vec<Value>, Error> {
+        let mut results = Vec::new();
+        results
+            .try_reserve_exact(self.outputs.len())
+            .map_err(|_| Error::OutOfMemory)?;
+        results.extend(self.outputs.iter().filter_map(from_val));
+        Ok(results)
+    }
+}
+
+impl Slot {
+    /// Runs a prepared call on this slot's instance `inst`. Returns the results, the fuel used
+    /// and the exit code of a WASI program that exited.
+    fn call<H: Host>(
+        &self,
+        inst: &mut Instance,
+        call: &mut Prepared<'_>,
+        budget: u64,
+    ) -> Result<(Vec<Value>, u64, Option<i32>), Error> {
+        let (used, result) = self.run::<H>(inst, call, budget);
+        match result {
+            Err(e) => Err(e),
+            Ok(Some(code)) => Ok((Vec::new(), used, Some(code))),
+            Ok(None) => Ok((call.results()?, used, None)),
+        }
+    }
+
+    fn run<H: Host>(
+        &self,
+        inst: &mut Instance,
+        call: &mut Prepared<'_>,
+        budget: u64,
+    ) -> (u64, Result<Option<i32>, Error>) {
+        let Some(func) = inst.instance.get_func(&inst.store, call.function) else {
+            return (0, Err(Error::NoFunction(call.function.to_string())));
+        };
         self.calls.fetch_add(1, Relaxed);
-        let (used, result) = inst.run::<H>(func, &inputs, &mut outputs, budget);
+        let (used, result) = inst.run::<H>(func, &call.inputs, &mut call.outputs, budget);
         inst.store.data_mut().wasi.flush::<H>();
         self.fuel_used.fetch_add(used, Relaxed);
         self.memory.store(inst.memory_size(), Relaxed);
-        match result {
-            Err(e) => {
-                self.traps.fetch_add(1, Relaxed);
-                Err(e)
-            }
-            Ok(Some(code)) => Ok((Vec::new(), used, Some(code))),
-            Ok(None) => Ok((outputs.iter().filter_map(from_val).collect(), used, None)),
+        if result.is_err() {
+            self.traps.fetch_add(1, Relaxed);
         }
+        (used, result)
     }
 }
 
@@ -508,7 +579,7 @@ impl<H: Host> LoadedModule<H> {
         let mut slots = Vec::new();
         slots
             .try_reserve_exact(cpus)
-            .map_err(|_| Error::Memory("out of memory".to_string()))?;
+            .map_err(|_| Error::OutOfMemory)?;
         // The host functions, defined once for all instances.
         let mut linker = Linker::new(&engine);
         host_api::define::<H>(&mut linker).map_err(|e| Error::Link(e.to_string()))?;
@@ -553,10 +624,13 @@ impl<H: Host> LoadedModule<H> {
         if self.entrypoint.is_empty() {
             return Ok(None);
         }
-        for cpu in 0..self.slots.len() {
-            let out = self.call_on(cpu, &self.entrypoint, &self.entry_args)?;
+        // `&mut self`: the instances are this caller's alone (not `H::on_instance`).
+        for (cpu, slot) in self.slots.iter().enumerate() {
+            let mut call = Prepared::new(&self.exports, &self.entrypoint, &self.entry_args)?;
+            let mut inst = slot.state.try_lock().ok_or(Error::Busy)?;
+            let (results, _, exit) = slot.call::<H>(&mut inst, &mut call, self.limits.fuel)?;
             if cpu == 0 {
-                self.entry_result = match (out.exit, &out.results[..]) {
+                self.entry_result = match (exit, &results[..]) {
                     (Some(code), _) => Some(code),
                     (None, [Value::I32(v)]) => Some(*v),
                     _ => None,
@@ -598,6 +672,11 @@ impl<H: Host> LoadedModule<H> {
         self.slots.len()
     }
 
+    /// Imported functions with their signatures.
+    pub fn imports(&self) -> &[FuncSig] {
+        &self.imports
+    }
+
     /// Exported functions with their signatures.
     pub fn exports(&self) -> &[FuncSig] {
         &self.exports
@@ -615,9 +694,10 @@ impl<H: Host> LoadedModule<H> {
         args: &[Value],
     ) -> Result<CallOutcome, Error> {
         let slot = self.slots.get(cpu).ok_or(Error::Busy)?;
+        let mut call = Prepared::new(&self.exports, function, args)?;
         let mut inst = slot.state.try_lock().ok_or(Error::Busy)?;
         let (results, fuel_used, exit) =
-            slot.call::<H>(&mut inst, function, args, self.limits.fuel)?;
+            H::on_instance(|| slot.call::<H>(&mut inst, &mut call, self.limits.fuel))?;
         Ok(CallOutcome {
             results,
             fuel_used,

@@ -83,6 +83,8 @@ pub enum RawError {
     OutOfFuel,
     /// The buffer is larger than the guest's buffer, or the guest has none.
     TooBig,
+    /// Memory ran out (a deeper call than any before needed more stack).
+    NoMemory,
 }
 
 impl RawError {
@@ -95,6 +97,7 @@ impl RawError {
             RawError::Trap => errno::EFAULT,
             RawError::OutOfFuel => errno::ETIME,
             RawError::TooBig => errno::E2BIG,
+            RawError::NoMemory => errno::ENOMEM,
         }
     }
 }
@@ -124,6 +127,7 @@ fn val_to_raw(v: &Val) -> u64 {
 fn call_error(e: &wasmi::Error) -> RawError {
     match e.as_trap_code() {
         Some(wasmi::TrapCode::OutOfFuel) => RawError::OutOfFuel,
+        Some(wasmi::TrapCode::OutOfSystemMemory) => RawError::NoMemory,
         _ => RawError::Trap,
     }
 }

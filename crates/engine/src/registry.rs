@@ -3,17 +3,17 @@
 use crate::budget::{self, MemoryBudget};
 use crate::module::check_name;
 use crate::{Error, Host, LoadSpec, LoadedModule, MAX_MODULES};
-use alloc::collections::BTreeMap;
-use alloc::string::{String, ToString};
+use alloc::string::ToString;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use wasm_proto::ModuleInfo;
 
 /// Named modules. The registry itself does no locking: its owner serialises `&mut` access
 /// (a kernel mutex in `wasm.ko`), while calls run on an [`Arc`] taken out of it, outside any
-/// lock.
+/// lock. Changing it allocates only fallibly, and nothing changes when that fails.
 pub struct Registry<H: Host> {
-    modules: BTreeMap<String, Arc<LoadedModule<H>>>,
+    /// Sorted by name.
+    modules: Vec<Arc<LoadedModule<H>>>,
     budget: &'static MemoryBudget,
 }
 
@@ -32,7 +32,7 @@ impl<H: Host> Registry<H> {
     /// An empty registry whose modules draw linear memory from `budget`.
     pub const fn with_budget(budget: &'static MemoryBudget) -> Self {
         Registry {
-            modules: BTreeMap::new(),
+            modules: Vec::new(),
             budget,
         }
     }
@@ -52,23 +52,30 @@ impl<H: Host> Registry<H> {
         if self.modules.len() >= MAX_MODULES {
             return Err(Error::Full(MAX_MODULES));
         }
-        if self.modules.contains_key(name) {
+        if self.find(name).is_ok() {
             return Err(Error::Exists(name.to_string()));
         }
         Ok(())
+    }
+
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.modules.binary_search_by(|m| m.name().cmp(name))
     }
 
     /// Adds a module made by [`LoadedModule::load`] and [`LoadedModule::run_entrypoint`].
     ///
     /// # Errors
     ///
-    /// [`Error::Exists`] if the name was taken meanwhile; the module is then dropped.
-    pub fn insert(&mut self, module: LoadedModule<H>) -> Result<Arc<LoadedModule<H>>, Error> {
+    /// [`Error::Exists`] if the name was taken meanwhile, [`Error::OutOfMemory`]; the registry
+    /// is then unchanged.
+    pub fn insert(&mut self, module: Arc<LoadedModule<H>>) -> Result<(), Error> {
         self.check_free(module.name())?;
-        let module = Arc::new(module);
         self.modules
-            .insert(module.name().to_string(), module.clone());
-        Ok(module)
+            .try_reserve(1)
+            .map_err(|_| Error::OutOfMemory)?;
+        let at = self.find(module.name()).unwrap_or_else(|at| at);
+        self.modules.insert(at, module);
+        Ok(())
     }
 
     /// Compiles and adds a module in one step (for callers without concurrency).
@@ -80,7 +87,9 @@ impl<H: Host> Registry<H> {
         self.check_free(spec.name)?;
         let mut module = LoadedModule::load(spec, self.budget)?;
         module.run_entrypoint()?;
-        self.insert(module)
+        let module = Arc::new(module);
+        self.insert(module.clone())?;
+        Ok(module)
     }
 
     /// Removes a module. It is freed when the last running call on it returns.
@@ -89,13 +98,13 @@ impl<H: Host> Registry<H> {
     ///
     /// [`Error::NoModule`].
     pub fn remove(&mut self, name: &str) -> Result<Arc<LoadedModule<H>>, Error> {
-        let module = self
-            .modules
-            .remove(name)
-            .ok_or_else(|| Error::NoModule(name.to_string()))?;
+        let at = self
+            .find(name)
+            .map_err(|_| Error::NoModule(name.to_string()))?;
+        let module = self.modules.remove(at);
         if self.modules.is_empty() {
-            // An emptied BTreeMap keeps its root node: with no module left, hold no memory.
-            self.modules = BTreeMap::new();
+            // With no module left, hold no memory.
+            self.modules = Vec::new();
         }
         Ok(module)
     }
@@ -106,10 +115,9 @@ impl<H: Host> Registry<H> {
     ///
     /// [`Error::NoModule`].
     pub fn get(&self, name: &str) -> Result<Arc<LoadedModule<H>>, Error> {
-        self.modules
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::NoModule(name.to_string()))
+        self.find(name)
+            .map(|at| self.modules[at].clone())
+            .map_err(|_| Error::NoModule(name.to_string()))
     }
 
     /// Number of modules.
@@ -124,11 +132,11 @@ impl<H: Host> Registry<H> {
 
     /// Describes every module, in name order.
     pub fn list(&self) -> Vec<ModuleInfo> {
-        self.modules.values().map(|m| m.info()).collect()
+        self.modules.iter().map(|m| m.info()).collect()
     }
 
     /// Removes every module.
     pub fn clear(&mut self) {
-        self.modules.clear();
+        self.modules = Vec::new();
     }
 }

@@ -26,7 +26,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this crate speaks. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Frame magic: the bytes `WASM`.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"WASM");
@@ -67,6 +67,8 @@ pub enum FrameError {
     TooLarge,
     /// The payload is not a valid message.
     Payload,
+    /// No memory for the encoded frame.
+    NoMemory,
 }
 
 impl FrameError {
@@ -75,6 +77,7 @@ impl FrameError {
         match self {
             FrameError::TooLarge => errno::E2BIG,
             FrameError::Version(_) => errno::EPROTO,
+            FrameError::NoMemory => errno::ENOMEM,
             _ => errno::EINVAL,
         }
     }
@@ -92,6 +95,7 @@ impl core::fmt::Display for FrameError {
             FrameError::Length => write!(f, "frame length does not match its header"),
             FrameError::TooLarge => write!(f, "frame larger than {MAX_REQUEST_LEN} bytes"),
             FrameError::Payload => write!(f, "malformed payload"),
+            FrameError::NoMemory => write!(f, "out of memory"),
         }
     }
 }
@@ -124,12 +128,34 @@ impl Header {
     }
 }
 
-/// Encodes `msg` as a complete frame (header and payload).
+/// Largest frame [`encode`] makes: its length field is 32 bits.
+const MAX_FRAME_LEN: usize = HEADER_LEN + u32::MAX as usize;
+
+/// Encodes `msg` as a complete frame (header and payload). Allocates only fallibly: out of
+/// memory is [`FrameError::NoMemory`], never a panic.
 pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
-    let mut out = Vec::from([0u8; HEADER_LEN]);
-    let mut out =
-        postcard::to_extend(msg, core::mem::take(&mut out)).map_err(|_| FrameError::Payload)?;
-    let len = u32::try_from(out.len() - HEADER_LEN).map_err(|_| FrameError::TooLarge)?;
+    encode_into(msg, Vec::new())
+}
+
+/// [`encode`] into `out`, whose capacity is used first: a frame that fits allocates nothing.
+pub fn encode_into<T: Serialize>(msg: &T, mut out: Vec<u8>) -> Result<Vec<u8>, FrameError> {
+    out.clear();
+    let mut capacity = out.capacity().max(256);
+    let len = loop {
+        out.try_reserve_exact(capacity - out.len())
+            .map_err(|_| FrameError::NoMemory)?;
+        out.resize(capacity, 0);
+        match postcard::to_slice(msg, &mut out[HEADER_LEN..]) {
+            Ok(payload) => break payload.len(),
+            Err(postcard::Error::SerializeBufferFull) if capacity < MAX_FRAME_LEN => {
+                capacity = capacity.saturating_mul(2).min(MAX_FRAME_LEN);
+            }
+            Err(postcard::Error::SerializeBufferFull) => return Err(FrameError::TooLarge),
+            Err(_) => return Err(FrameError::Payload),
+        }
+    };
+    out.truncate(HEADER_LEN + len);
+    let len = u32::try_from(len).map_err(|_| FrameError::TooLarge)?;
     out[..HEADER_LEN].copy_from_slice(
         &Header {
             version: PROTOCOL_VERSION,
@@ -353,6 +379,10 @@ pub struct Stats {
     pub memory_cap: u64,
     /// Size of the dedicated stack each request's work runs on.
     pub work_stack_size: u64,
+    /// Requests abandoned because memory ran out where the engine cannot report it.
+    pub abandoned: u64,
+    /// Allocations those requests gave back.
+    pub abandoned_freed: u64,
 }
 
 /// The answer to one request.
@@ -460,6 +490,25 @@ mod tests {
         assert_eq!(&frame[..4], b"WASM");
         let back: Request<'_> = decode(&frame).unwrap();
         assert_eq!(back, req);
+    }
+
+    #[test]
+    fn encode_into_uses_the_reserved_buffer_and_grows_past_it() {
+        let resp = Response::Loaded {
+            instances: 2,
+            entry_result: Some(0),
+        };
+        let out = Vec::with_capacity(512);
+        let at = out.as_ptr();
+        let frame = encode_into(&resp, out).unwrap();
+        assert_eq!(frame.as_ptr(), at);
+        assert_eq!(decode::<Response>(&frame).unwrap(), resp);
+        let big = Response::Error {
+            errno: 1,
+            message: "x".repeat(5000),
+        };
+        let frame = encode_into(&big, Vec::with_capacity(16)).unwrap();
+        assert_eq!(decode::<Response>(&frame).unwrap(), big);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! it vanish. A handle carries the table slot and the slot's generation: a handle from a
 //! module that was unloaded (even if another module took its slot) gets `-ENOENT`.
 
+use crate::alloc_kernel::try_box;
 use crate::ffi;
 use crate::host::KernelHost;
 use alloc::boxed::Box;
@@ -30,18 +31,30 @@ static TABLE: [AtomicPtr<Published>; TABLE_SIZE] =
     [const { AtomicPtr::new(ptr::null_mut()) }; TABLE_SIZE];
 static GENERATIONS: [AtomicU16; TABLE_SIZE] = [const { AtomicU16::new(0) }; TABLE_SIZE];
 
-/// An RCU read-side critical section; ends on drop.
+/// An RCU read-side critical section, this value's own (ended on drop) or the caller's.
 ///
 /// # Invariants
 ///
-/// `rcu_read_lock()` was called when this value was made and `rcu_read_unlock()` is called
+/// The current CPU is inside an RCU read-side critical section while this value lives; if
+/// `owned`, `rcu_read_lock()` was called when it was made and `rcu_read_unlock()` is called
 /// when it is dropped.
-struct RcuReadGuard(());
+struct RcuReadGuard {
+    owned: bool,
+}
 
 impl RcuReadGuard {
     fn new() -> Self {
         ffi::rcu_read_lock();
-        RcuReadGuard(())
+        RcuReadGuard { owned: true }
+    }
+
+    /// The caller's section.
+    ///
+    /// # Safety
+    ///
+    /// The caller is inside an RCU read-side critical section that outlives this value.
+    unsafe fn held() -> Self {
+        RcuReadGuard { owned: false }
     }
 
     /// The module in `slot`, valid while the guard lives.
@@ -56,25 +69,44 @@ impl RcuReadGuard {
 
 impl Drop for RcuReadGuard {
     fn drop(&mut self) {
-        ffi::rcu_read_unlock();
+        if self.owned {
+            ffi::rcu_read_unlock();
+        }
     }
 }
 
-/// Makes `module` callable from eBPF. Process context, registry mutex held.
+/// A module ready to be published, allocated beforehand so that publishing cannot fail for
+/// want of memory.
+pub struct Entry(Box<Published>);
+
+impl Entry {
+    /// The entry for `module`, or `None` when out of memory.
+    pub fn new(module: Arc<LoadedModule<KernelHost>>) -> Option<Self> {
+        try_box(Published {
+            module,
+            generation: 0,
+        })
+        .map(Entry)
+    }
+}
+
+/// Makes a module callable from eBPF. Process context, registry mutex held. Does not allocate.
 ///
 /// # Errors
 ///
-/// `ENOSPC` if [`TABLE_SIZE`] modules are published already.
-pub fn publish(module: Arc<LoadedModule<KernelHost>>) -> Result<(), i32> {
-    let slot = TABLE
+/// Gives the entry back if [`TABLE_SIZE`] modules are published already.
+pub fn publish(entry: Entry) -> Result<(), Entry> {
+    let Some(slot) = TABLE
         .iter()
         .position(|e| e.load(Ordering::Relaxed).is_null())
-        .ok_or(errno::ENOSPC)?;
-    let generation = GENERATIONS[slot]
+    else {
+        return Err(entry);
+    };
+    let mut published = entry.0;
+    published.generation = GENERATIONS[slot]
         .fetch_add(1, Ordering::Relaxed)
         .wrapping_add(1);
-    let entry = Box::into_raw(Box::new(Published { module, generation }));
-    TABLE[slot].store(entry, Ordering::Release);
+    TABLE[slot].store(Box::into_raw(published), Ordering::Release);
     Ok(())
 }
 
@@ -147,13 +179,19 @@ fn lookup(module: &[u8], function: &[u8]) -> i64 {
     -i64::from(errno::ENOENT)
 }
 
-/// Runs `f` on the module a handle names, inside an RCU read-side critical section.
-fn with_module<R>(
+/// Runs `f` on the module a handle names.
+///
+/// # Safety
+///
+/// The caller is inside an RCU read-side critical section (the shim's kfunc entry, which ends
+/// it even when the call is abandoned: nothing here may own it).
+unsafe fn with_module<R>(
     handle: i64,
     f: impl FnOnce(&LoadedModule<KernelHost>, usize) -> Result<R, RawError>,
 ) -> Result<R, i32> {
     let (slot, generation, export) = parse(handle).ok_or(errno::ENOENT)?;
-    let rcu = RcuReadGuard::new();
+    // SAFETY: guaranteed by the caller.
+    let rcu = unsafe { RcuReadGuard::held() };
     let p = rcu
         .get(slot)
         .filter(|p| p.generation == generation)
@@ -210,7 +248,8 @@ pub unsafe extern "C" fn wasm_rs_bpf_lookup(
 ///
 /// # Safety
 ///
-/// The pointers are valid for their lengths and `results` is writable.
+/// The pointers are valid for their lengths and `results` is writable; the caller is inside
+/// an RCU read-side critical section.
 #[no_mangle]
 pub unsafe extern "C" fn wasm_rs_bpf_call(
     handle: i64,
@@ -228,9 +267,13 @@ pub unsafe extern "C" fn wasm_rs_bpf_call(
     }
     let (results, _) = results.as_chunks_mut::<8>();
     let capacity = results.len().min(MAX_VALUES);
-    match with_module(handle, |m, export| {
-        m.call_raw(ffi::this_cpu(), export, args, &mut results[..capacity])
-    }) {
+    // SAFETY: the caller is inside an RCU read-side critical section.
+    let called = unsafe {
+        with_module(handle, |m, export| {
+            m.call_raw(ffi::this_cpu(), export, args, &mut results[..capacity])
+        })
+    };
+    match called {
         Ok(n) => n as i32,
         Err(e) => -e,
     }
@@ -241,7 +284,8 @@ pub unsafe extern "C" fn wasm_rs_bpf_call(
 ///
 /// # Safety
 ///
-/// `buf` is valid and writable for `len` bytes, `result` for 8 bytes.
+/// `buf` is valid and writable for `len` bytes, `result` for 8 bytes; the caller is inside an
+/// RCU read-side critical section.
 #[no_mangle]
 pub unsafe extern "C" fn wasm_rs_bpf_call_buf(
     handle: i64,
@@ -251,9 +295,13 @@ pub unsafe extern "C" fn wasm_rs_bpf_call_buf(
 ) -> i32 {
     // SAFETY: guaranteed by the caller.
     let buf = unsafe { bytes_mut(buf, len) };
-    match with_module(handle, |m, export| {
-        m.call_buffer(ffi::this_cpu(), export, buf)
-    }) {
+    // SAFETY: the caller is inside an RCU read-side critical section.
+    let called = unsafe {
+        with_module(handle, |m, export| {
+            m.call_buffer(ffi::this_cpu(), export, buf)
+        })
+    };
+    match called {
         Ok(v) => {
             if !result.is_null() {
                 // SAFETY: the verifier checked 8 writable bytes; they may be unaligned.

@@ -28,6 +28,12 @@ mod raw {
         /// path visibly for objtool.
         pub fn wasm_shim_bug();
         pub fn wasm_shim_on_work_stack(job: *mut c_void, peak: *mut usize) -> i32;
+        /// Never returns; declared returning for the same reason as `wasm_shim_bug`.
+        pub fn wasm_shim_abandon(tos: *mut c_void);
+        pub fn wasm_shim_request_context() -> bool;
+        pub fn wasm_shim_bpf_abandon();
+        pub fn wasm_shim_current() -> *mut c_void;
+        pub fn wasm_shim_inject_alloc_failure() -> bool;
         pub fn wasm_shim_work_stack_size() -> usize;
         pub fn wasm_shim_rcu_read_lock();
         pub fn wasm_shim_rcu_read_unlock();
@@ -35,8 +41,9 @@ mod raw {
     }
 }
 
-/// Allocates `size` bytes with `kvmalloc(GFP_KERNEL_ACCOUNT)`; null on failure.
-/// Process context only (it may sleep).
+/// Allocates `size` bytes; null on failure. In process context `kvmalloc` charged to the
+/// caller's memory cgroup, failing rather than invoking the OOM killer; in atomic context
+/// `kmalloc(GFP_ATOMIC)`; never in NMI context.
 pub fn alloc(size: usize) -> *mut u8 {
     // SAFETY: the shim accepts any size and returns null or a fresh allocation.
     unsafe { raw::wasm_shim_alloc(size).cast() }
@@ -94,6 +101,24 @@ pub fn random_bytes(buf: &mut [u8]) {
     unsafe { raw::wasm_shim_random_bytes(buf.as_mut_ptr().cast(), buf.len()) }
 }
 
+/// Whether the caller runs a `/dev/wasm` request: task context, not inside a kfunc.
+pub fn request_context() -> bool {
+    // SAFETY: reads the preempt count and a per-CPU counter.
+    unsafe { raw::wasm_shim_request_context() }
+}
+
+/// The current task (`current`), as a number that identifies it while it runs.
+pub fn current_task() -> usize {
+    // SAFETY: `current` is always valid in task context; only compared, never dereferenced.
+    unsafe { raw::wasm_shim_current() as usize }
+}
+
+/// Whether this allocation is the one the `fail_alloc` module parameter asks to fail.
+pub fn inject_alloc_failure() -> bool {
+    // SAFETY: counts down a module parameter atomically.
+    unsafe { raw::wasm_shim_inject_alloc_failure() }
+}
+
 /// Holds the shim's registry mutex; released on drop.
 ///
 /// # Invariants
@@ -106,15 +131,25 @@ impl RegistryLock {
     pub fn lock() -> Self {
         // SAFETY: process context; the matching unlock is in `drop`.
         unsafe { raw::wasm_shim_registry_lock() };
+        crate::guard::registry_held(true);
         RegistryLock(())
     }
 }
 
 impl Drop for RegistryLock {
     fn drop(&mut self) {
+        crate::guard::registry_held(false);
         // SAFETY: by the invariant this task holds the mutex.
         unsafe { raw::wasm_shim_registry_unlock() }
     }
+}
+
+/// Releases the registry mutex held by a [`RegistryLock`] of an abandoned request (whose
+/// `drop` will never run).
+pub fn registry_unlock_abandoned() {
+    // SAFETY: called once by `guard::recover` when the abandoned request held the mutex, from
+    // the same task.
+    unsafe { raw::wasm_shim_registry_unlock() }
 }
 
 /// A user-space address handed to `read(2)` or `write(2)`; only the shim dereferences it.
@@ -161,18 +196,31 @@ pub fn bug() -> ! {
     unsafe { core::arch::asm!("ud2", options(noreturn)) }
 }
 
+/// Where [`abandon`] returns to: the top of a dedicated stack, where the shim saved the task
+/// stack pointer.
+#[derive(Clone, Copy)]
+pub struct AbandonPoint(*mut c_void);
+
+/// Why [`on_work_stack`] has no result.
+pub enum WorkStackError {
+    /// The stack could not be allocated.
+    NoMemory,
+    /// The work was abandoned ([`abandon`]).
+    Abandoned,
+}
+
 /// The job [`on_work_stack`] hands through the shim.
-type Job<'a> = &'a mut dyn FnMut();
+type Job<'a> = &'a mut dyn FnMut(AbandonPoint);
 
 /// Runs `f` on a dedicated, freshly allocated kernel stack of [`work_stack_size`] bytes (the
-/// task stack is too small for wasmi's parser and compiler). Returns `f`'s result and the
-/// deepest use of that stack, or `None` if the stack could not be allocated.
-pub fn on_work_stack<R>(f: impl FnOnce() -> R) -> Option<(R, usize)> {
+/// task stack is too small for wasmi's parser and compiler). `f` gets the point from which
+/// [`abandon`] ends it early. Returns `f`'s result and the deepest use of that stack.
+pub fn on_work_stack<R>(f: impl FnOnce(AbandonPoint) -> R) -> Result<(R, usize), WorkStackError> {
     let mut f = Some(f);
     let mut result = None;
-    let mut run = || {
+    let mut run = |abandon| {
         if let Some(f) = f.take() {
-            result = Some(f());
+            result = Some(f(abandon));
         }
     };
     let mut job: Job<'_> = &mut run;
@@ -180,22 +228,46 @@ pub fn on_work_stack<R>(f: impl FnOnce() -> R) -> Option<(R, usize)> {
     // SAFETY: `job` points to a live `Job` for the duration of the call; the shim calls
     // `wasm_rs_on_work_stack` with it exactly once, synchronously, before returning.
     let rc = unsafe { raw::wasm_shim_on_work_stack((&raw mut job).cast(), &mut peak) };
-    if rc != 0 {
-        return None;
+    match rc {
+        0 => result.map(|r| (r, peak)).ok_or(WorkStackError::Abandoned),
+        1 => Err(WorkStackError::Abandoned),
+        _ => Err(WorkStackError::NoMemory),
     }
-    result.map(|r| (r, peak))
 }
 
 /// Entry point of the dedicated stack, called by the shim.
 ///
 /// # Safety
 ///
-/// `job` is the pointer [`on_work_stack`] passed to the shim.
+/// `job` is the pointer [`on_work_stack`] passed to the shim, `tos` the stack's top slot.
 #[no_mangle]
-pub unsafe extern "C" fn wasm_rs_on_work_stack(job: *mut c_void) {
+pub unsafe extern "C" fn wasm_rs_on_work_stack(job: *mut c_void, tos: *mut c_void) {
     // SAFETY: guaranteed by the caller: a live `Job`, used by this call only.
     let job = unsafe { &mut *job.cast::<Job<'_>>() };
-    job();
+    job(AbandonPoint(tos));
+}
+
+/// Ends the work running on a dedicated stack: [`on_work_stack`] returns
+/// [`WorkStackError::Abandoned`] at once. Nothing of the work's frames runs again (no
+/// destructor either).
+///
+/// # Safety
+///
+/// The caller runs on the dedicated stack of `point`, inside its `on_work_stack` call.
+pub unsafe fn abandon(point: AbandonPoint) -> ! {
+    // SAFETY: guaranteed by the caller: the shim's saved state at `point.0` is live.
+    unsafe { raw::wasm_shim_abandon(point.0) };
+    // SAFETY: not reached; `ud2` ends the path where objtool sees it (as in `bug`).
+    unsafe { core::arch::asm!("ud2", options(noreturn)) }
+}
+
+/// Ends the kfunc call running on this CPU, if any (it returns `-ENOMEM` to its program);
+/// returns only when there is none. Called by the panic handler.
+pub fn bpf_abandon() {
+    // SAFETY: the shim jumps back to the innermost kfunc entry of this CPU, whose frames are
+    // all below the current one; nothing of them runs again (panic = abort: no destructor
+    // was going to run either).
+    unsafe { raw::wasm_shim_bpf_abandon() }
 }
 
 /// Size of the stack [`on_work_stack`] uses.

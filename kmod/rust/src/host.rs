@@ -40,12 +40,59 @@ impl Host for KernelHost {
     fn random(buf: &mut [u8]) {
         ffi::random_bytes(buf)
     }
+
+    fn on_instance<R>(f: impl FnOnce() -> R) -> R {
+        crate::guard::shared(f)
+    }
 }
 
-/// Logs one formatted line.
+/// Logs one formatted line, cut at [`LINE_CHUNK`] bytes. Does not allocate.
 pub fn log_fmt(args: core::fmt::Arguments<'_>) {
-    let mut line = String::new();
+    let mut line = FixedLine::new();
     if line.write_fmt(args).is_ok() {
-        KernelHost::log(line.as_bytes());
+        ffi::log(line.as_bytes());
+    }
+}
+
+/// Formats a message into a `String` allocated fallibly (`None` when out of memory), cut at
+/// [`LINE_CHUNK`] bytes.
+pub fn try_format(args: core::fmt::Arguments<'_>) -> Option<String> {
+    let mut line = FixedLine::new();
+    line.write_fmt(args).ok()?;
+    let text = core::str::from_utf8(line.as_bytes()).unwrap_or("(message cut inside a character)");
+    let mut s = String::new();
+    s.try_reserve_exact(text.len()).ok()?;
+    s.push_str(text);
+    Some(s)
+}
+
+/// A log line built without allocating, cut at [`LINE_CHUNK`] bytes (for paths where memory
+/// may have run out).
+pub struct FixedLine {
+    buf: [u8; LINE_CHUNK],
+    len: usize,
+}
+
+impl FixedLine {
+    /// An empty line.
+    pub const fn new() -> Self {
+        FixedLine {
+            buf: [0; LINE_CHUNK],
+            len: 0,
+        }
+    }
+
+    /// The line so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Write for FixedLine {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(LINE_CHUNK - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
     }
 }

@@ -11,10 +11,12 @@ extern crate alloc;
 mod alloc_kernel;
 mod bpf;
 mod ffi;
+mod guard;
 mod host;
 mod session;
 
 use core::ffi::c_void;
+use core::fmt::Write;
 use ffi::UserPtr;
 use session::Session;
 
@@ -89,8 +91,19 @@ pub unsafe extern "C" fn wasm_rs_read(session: *mut c_void, buf: *mut c_void, le
     session.read(UserPtr(buf), len)
 }
 
+/// A panic inside a `/dev/wasm` request abandons that request ([`guard`]), one inside a kfunc
+/// call makes that call return `-ENOMEM` (its instance stays taken: it is lost until the
+/// module is unloaded); anywhere else it ends in `BUG()`, as Rust-for-Linux's handler does. Logging here does not allocate: the
+/// panic may come from a failed allocation.
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
-    host::log_fmt(format_args!("wasm: Rust panic: {info}"));
+    let mut line = host::FixedLine::new();
+    let _ = match info.location() {
+        Some(at) => write!(line, "wasm: Rust panic at {at}: {}", info.message()),
+        None => write!(line, "wasm: Rust panic: {}", info.message()),
+    };
+    ffi::log(line.as_bytes());
+    guard::abandon_current();
+    ffi::bpf_abandon();
     ffi::bug()
 }

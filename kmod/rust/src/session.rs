@@ -1,11 +1,13 @@
 //! One open file of `/dev/wasm`: request handling and the pending response.
 
+use crate::alloc_kernel::try_box;
 use crate::bpf;
 use crate::ffi::{self, RegistryLock, UserPtr};
-use crate::host::{log_fmt, KernelHost};
+use crate::guard::{self, Failure};
+use crate::host::{log_fmt, try_format, KernelHost};
 use alloc::boxed::Box;
-use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::ToString;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
@@ -48,6 +50,10 @@ pub fn unload_all() -> usize {
     })
 }
 
+/// Bytes reserved for the response before a request runs: enough for every response of a
+/// request that changes something (load, unload, call), so that answering cannot fail.
+const RESPONSE_RESERVE: usize = 512;
+
 /// Request kinds, for the stack statistics.
 const OPS: [&str; 6] = ["version", "load", "unload", "list", "call", "stats"];
 /// Deepest task stack use per request kind.
@@ -79,16 +85,20 @@ pub struct Session {
     pending: TryLock<Pending>,
 }
 
-fn error_response(errno: i32, message: String) -> Response {
-    Response::Error { errno, message }
+/// An error response; its message is allocated fallibly (empty when out of memory).
+fn error_response(errno: i32, message: core::fmt::Arguments<'_>) -> Response {
+    Response::Error {
+        errno,
+        message: try_format(message).unwrap_or_default(),
+    }
 }
 
 impl Session {
     /// A new session, or `None` when out of memory.
     pub fn new_boxed() -> Option<Box<Session>> {
-        Some(Box::new(Session {
+        try_box(Session {
             pending: TryLock::new(Pending::default()),
-        }))
+        })
     }
 
     /// Gives the session to the shim.
@@ -122,24 +132,24 @@ impl Session {
         let Some(mut pending) = self.pending.try_lock() else {
             return -(errno::EBUSY as isize);
         };
+        *pending = Pending::default();
         ffi::stack_paint();
-        let (response, measured) = match Self::handle_frame(buf, len) {
-            Ok((response, op, work_peak)) => (response, Some((op, work_peak))),
-            Err(response) => (response, None),
+        let (frame, errno) = match guard::run(|| Self::handle_frame(buf, len)) {
+            Ok(((frame, errno, op), work_peak)) => {
+                if let Some(op) = op {
+                    TASK_PEAK[op].fetch_max(ffi::stack_peak(), Relaxed);
+                    WORK_PEAK[op].fetch_max(work_peak, Relaxed);
+                }
+                (frame, errno)
+            }
+            // No response to read: `read(2)` then fails with ENODATA.
+            Err(Failure::Busy) => (Vec::new(), errno::EBUSY),
+            Err(Failure::NoStack | Failure::Abandoned) => (Vec::new(), errno::ENOMEM),
         };
-        let failed = match response {
-            Response::Error { errno, .. } => Some(errno),
-            _ => None,
-        };
-        pending.read = 0;
-        pending.frame = wasm_proto::encode(&response).unwrap_or_default();
-        if let Some((op, work_peak)) = measured {
-            TASK_PEAK[op].fetch_max(ffi::stack_peak(), Relaxed);
-            WORK_PEAK[op].fetch_max(work_peak, Relaxed);
-        }
-        match failed {
-            Some(e) => -(e as isize),
-            None => len as isize,
+        pending.frame = frame;
+        match errno {
+            0 => len as isize,
+            e => -(e as isize),
         }
     }
 
@@ -163,60 +173,89 @@ impl Session {
         n as isize
     }
 
-    /// Copies and decodes a frame, then runs it on a dedicated stack. Returns the response,
-    /// the request kind and the dedicated stack's peak use; or the error response of a frame
-    /// that could not be run.
-    fn handle_frame(buf: UserPtr, len: usize) -> Result<(Response, usize, usize), Response> {
+    /// Copies, decodes and runs a frame (on the dedicated stack, under a guard). Returns the
+    /// encoded response, the errno for `write(2)` (0 on success) and the request kind, if the
+    /// frame could be decoded. Once the request has changed something, it allocates only
+    /// fallibly, so it cannot be abandoned after that.
+    fn handle_frame(buf: UserPtr, len: usize) -> (Vec<u8>, i32, Option<usize>) {
+        // Room for any response but a list or an error, before the request changes anything.
+        let mut out = Vec::new();
+        if out.try_reserve_exact(RESPONSE_RESERVE).is_err() {
+            return (out, errno::ENOMEM, None);
+        }
+        let (response, op) = match Self::decode_and_run(buf, len) {
+            Ok((response, op)) => (response, Some(op)),
+            Err(response) => (response, None),
+        };
+        let errno = match &response {
+            Response::Error { errno, .. } => *errno,
+            _ => 0,
+        };
+        match wasm_proto::encode_into(&response, out) {
+            Ok(frame) => (frame, errno, op),
+            Err(e) => (Vec::new(), if errno != 0 { errno } else { e.errno() }, op),
+        }
+    }
+
+    fn decode_and_run(buf: UserPtr, len: usize) -> Result<(Response, usize), Response> {
         if len > MAX_REQUEST_LEN {
             let e = FrameError::TooLarge;
             return Err(error_response(
                 e.errno(),
-                format!("request of {len} bytes: {e}"),
+                format_args!("request of {len} bytes: {e}"),
             ));
         }
         let mut frame = Vec::new();
         frame
             .try_reserve_exact(len)
-            .map_err(|_| error_response(errno::ENOMEM, "out of memory".to_string()))?;
+            .map_err(|_| error_response(errno::ENOMEM, format_args!("out of memory")))?;
         frame.resize(len, 0);
         if !ffi::copy_from_user(&mut frame, buf) {
             return Err(error_response(
                 errno::EFAULT,
-                "bad request buffer".to_string(),
+                format_args!("bad request buffer"),
             ));
         }
         let req = wasm_proto::decode::<Request<'_>>(&frame)
-            .map_err(|e| error_response(e.errno(), e.to_string()))?;
+            .map_err(|e| error_response(e.errno(), format_args!("{e}")))?;
         let op = op_index(&req);
-        let (response, peak) = ffi::on_work_stack(|| handle(req)).ok_or_else(|| {
-            error_response(errno::ENOMEM, "cannot allocate a work stack".to_string())
-        })?;
-        Ok((response, op, peak))
+        Ok((handle(req), op))
     }
 }
 
 fn engine_error(e: Error) -> Response {
-    error_response(e.errno(), e.to_string())
+    error_response(e.errno(), format_args!("{e}"))
 }
 
-fn arity(sig: &FuncSig) -> String {
-    let params = sig.params.len();
-    let results = sig.results.iter().filter(|t| **t != ValType::Other).count();
-    format!("{}({params}) -> {results}", sig.name)
+/// A signature as the original module logged it: `name(params) -> results`.
+struct Arity<'a>(&'a FuncSig);
+
+impl core::fmt::Display for Arity<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let params = self.0.params.len();
+        let results = self
+            .0
+            .results
+            .iter()
+            .filter(|t| **t != ValType::Other)
+            .count();
+        write!(f, "{}({params}) -> {results}", self.0.name)
+    }
 }
 
+/// Logs what was loaded, as the original module did. Does not allocate (it runs after the
+/// module was published).
 fn log_module(module: &LoadedModule<KernelHost>) {
-    let info = module.info();
     log_fmt(format_args!(
         "wasm: vm for cpu = 0..{}",
         module.instances() - 1
     ));
-    log_fmt(format_args!("wasm:   module = {}", info.name));
-    for import in &info.imports {
-        log_fmt(format_args!("wasm:     import -> {}", arity(import)));
+    log_fmt(format_args!("wasm:   module = {}", module.name()));
+    for import in module.imports() {
+        log_fmt(format_args!("wasm:     import -> {}", Arity(import)));
     }
-    for export in &info.exports {
-        log_fmt(format_args!("wasm:     function -> {}", arity(export)));
+    for export in module.exports() {
+        log_fmt(format_args!("wasm:     function -> {}", Arity(export)));
     }
 }
 
@@ -232,13 +271,17 @@ fn load(spec: LoadSpec<'_>) -> Result<Response, Error> {
     }
     let entry_result = module.run_entrypoint()?;
     let instances = module.instances() as u32;
-    let module = with_registry(|r| {
-        let module = r.insert(module)?;
-        if bpf::publish(module.clone()).is_err() {
+    let module = Arc::new(module);
+    let entry = bpf::Entry::new(module.clone()).ok_or(Error::OutOfMemory)?;
+    with_registry(|r| {
+        r.insert(module.clone())?;
+        if bpf::publish(entry).is_err() {
             r.remove(module.name())?;
             return Err(Error::Full(bpf::TABLE_SIZE));
         }
-        Ok(module)
+        // Shared from here on: the request keeps what it allocated.
+        guard::commit();
+        Ok(())
     })?;
     log_module(&module);
     Ok(Response::Loaded {
@@ -296,7 +339,7 @@ fn handle(req: Request<'_>) -> Response {
             function,
             args,
         } => with_registry(|r| r.get(module))
-            .and_then(|m| m.call(ffi::this_cpu(), function, &args))
+            .and_then(|m| guard::holding(m, |m| m.call(ffi::this_cpu(), function, &args)))
             .map(|o| Response::Called {
                 results: o.results,
                 fuel_used: o.fuel_used,
@@ -324,6 +367,8 @@ fn handle(req: Request<'_>) -> Response {
                 memory_used: budget.used(),
                 memory_cap: budget.cap(),
                 work_stack_size: ffi::work_stack_size() as u64,
+                abandoned: guard::abandoned() as u64,
+                abandoned_freed: guard::freed() as u64,
             }))
         }
     };

@@ -30,7 +30,7 @@ BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 \
 
 .PHONY: all deps module rust-kmod insmod rmmod logs build-cli build-samples build-bpf build-bench build-bench-guest build-languages \
 	build-hello-world-rust-wasm load-hello-world-rust-wasm load-ebpf-packet-filter \
-	load-ebpf-connect-authz load-ebpf-syscall-stats bench demo test check clean
+	load-ebpf-connect-authz load-ebpf-syscall-stats bench demo test fuzz stress check clean
 
 all: module
 
@@ -179,12 +179,25 @@ bench: deps
 demo: deps
 	$(CARGO) xtask demo
 
-# Static checks, unit tests, the VM scenarios on Debian 6.1 and 6.12, and a smoke run of the
-# benchmark (every engine and workload at tiny sizes, results checked).
+# Static checks, unit tests (the fuzz corpora and regressions replayed too), the VM scenarios
+# on Debian 6.1 and 6.12 (tests and hardening, with a 20 s stress and frame-fuzzing run), a
+# fuzz smoke and a smoke run of the benchmark (every engine and workload at tiny sizes).
 test: deps check
 	$(CARGO) test --workspace
+	cd fuzz && $(CARGO) test --release
 	$(CARGO) xtask vm-test
+	$(CARGO) xtask fuzz --seconds 15
 	$(CARGO) xtask bench --scale smoke
+
+# Longer runs, outside make test: each fuzz target for FUZZ_SECONDS, and the hardening suite
+# with a STRESS_SECONDS stress and frame-fuzzing run.
+FUZZ_SECONDS ?= 600
+STRESS_SECONDS ?= 60
+fuzz: deps
+	$(CARGO) xtask fuzz --seconds $(FUZZ_SECONDS)
+
+stress: deps
+	$(CARGO) xtask vm-test --suite hardening --stress-seconds $(STRESS_SECONDS)
 
 check: rust-kmod
 	$(CARGO) fmt --all --check
@@ -195,12 +208,14 @@ check: rust-kmod
 	cd $(PYTHON) && $(CARGO) fmt --check
 	cd bench/guest && $(CARGO) fmt --check
 	cd bench/runner && $(CARGO) fmt --check
+	cd fuzz && $(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	cd kmod/rust && RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(KMOD_RUSTFLAGS)" \
 		$(CARGO) clippy --release --target $(KMOD_TARGET) -Zbuild-std=core,alloc -- -D warnings
 	cd samples && $(CARGO) clippy --release --target wasm32-unknown-unknown -- -D warnings
 	cd bench/guest && $(CARGO) clippy --release --target wasm32-unknown-unknown -- -D warnings
 	cd bench/runner && WASM_KMOD_LIB=$(KMOD_LIB) $(CARGO) clippy --release -- -D warnings
+	cd fuzz && $(CARGO) clippy --workspace --all-targets -- -D warnings
 	cd $(RUST_WASIP1) && $(CARGO) clippy --release --target wasm32-wasip1 -- -D warnings
 	cd $(JS_BOA) && $(CARGO) clippy --release --target wasm32-wasip1 -- -D warnings
 	cd $(PYTHON) && $(CARGO) clippy --release --target wasm32-wasip1 -- -D warnings
@@ -212,4 +227,5 @@ clean:
 	cd samples && $(CARGO) clean
 	cd bench/guest && $(CARGO) clean
 	cd bench/runner && $(CARGO) clean
+	cd fuzz && $(CARGO) clean
 	rm -f kmod/*.o kmod/*.ko kmod/*.mod kmod/*.mod.c kmod/.*.cmd kmod/modules.order kmod/Module.symvers

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Hardening scenarios for wasm.ko: memory-cgroup limits, killed loads, allocation-failure
-# injection and a concurrent stress run. Same output conventions as tests.sh; xtask puts
-# STRESS_SECONDS before this script.
+# injection, frame fuzzing and a concurrent stress run. Same output conventions as tests.sh;
+# xtask puts STRESS_SECONDS and FRAME_FUZZ_SECONDS before this script.
 W=/bin/wasmctl
 B=/bin/wasm-bpf
 G=/guests
@@ -130,6 +130,14 @@ done
 echo "VMTEST INFO eBPF injection: $abandoned calls returned -ENOMEM"
 if [ -z "$bad" ] && [ "$abandoned" -gt 0 ]; then ok inject-bpf; else ko inject-bpf "$abandoned -ENOMEM:$bad"; fi
 if [ "$(live)" = "$base" ]; then ok inject-bpf-nothing-leaked; else ko inject-bpf-nothing-leaked "live $(live), was $base"; fi
+
+# --- mutated frames -----------------------------------------------------------------------
+# Valid requests with random contents, most of them then mutated, written to /dev/wasm.
+out=$(wasm-frame-fuzz "$FRAME_FUZZ_SECONDS" $G/probe.wasm 2>&1)
+echo "VMTEST INFO frame fuzzing: ${FRAME_FUZZ_SECONDS}s, $out"
+for m in $($W list | awk '/^fz-/ { print $1 }'); do $W unload "$m" > /dev/null; done
+if echo "$out" | grep -q -E "^frames [1-9][0-9]*, accepted [1-9]"; then ok frame-fuzz-ran; else ko frame-fuzz-ran "$out"; fi
+if [ "$(live)" = "$base" ] && [ "$(modules)" = 0 ]; then ok frame-fuzz-nothing-leaked; else ko frame-fuzz-nothing-leaked "live $(live), was $base; $($W list)"; fi
 
 # --- stress ---------------------------------------------------------------------------------
 # Processes load, call, list and unload while XDP programs on both CPUs call the same module

@@ -61,6 +61,26 @@ pub fn userland(root: &Path) -> Result<Userland> {
     })
 }
 
+/// Builds `wasm-frame-fuzz` (fuzz/vm), statically linked, for the hardening suite.
+pub fn frame_fuzzer(root: &Path) -> Result<PathBuf> {
+    let triple = "x86_64-unknown-linux-gnu";
+    run(Command::new("cargo")
+        .current_dir(root.join("fuzz"))
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "wasm-frame-fuzz",
+            "--target",
+            triple,
+        ])
+        .env("RUSTFLAGS", "-Ctarget-feature=+crt-static"))?;
+    Ok(root
+        .join("fuzz/target")
+        .join(triple)
+        .join("release/wasm-frame-fuzz"))
+}
+
 /// Builds `wasm-bench` (bench/runner), statically linked so it runs in the VM too.
 pub fn bench_runner(root: &Path) -> Result<PathBuf> {
     run(Command::new("make")

@@ -8,6 +8,7 @@
 mod bench;
 mod build;
 mod cpio;
+mod fuzz;
 mod kernel;
 mod vm;
 
@@ -43,7 +44,7 @@ enum Task {
         /// A scenario script of your own instead of the suites (same output conventions).
         #[arg(long, conflicts_with = "suite")]
         scenario: Option<PathBuf>,
-        /// Length of the hardening suite's stress run.
+        /// Length of the hardening suite's stress run, and of its frame fuzzing.
         #[arg(long, default_value_t = 20)]
         stress_seconds: u32,
     },
@@ -56,6 +57,15 @@ enum Task {
         /// Workload sizes: full figures, or a quick check that everything runs.
         #[arg(long, value_enum, default_value = "full")]
         scale: bench::Scale,
+    },
+    /// Fuzz the engine and protocol in user space (libFuzzer): each target for `seconds`.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Targets to run; repeatable (all by default).
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(fuzz::TARGETS))]
+        target: Vec<String>,
     },
     /// Download and unpack the kernels only.
     Kernels,
@@ -147,6 +157,13 @@ fn execute(task: Task) -> Result<()> {
             Ok(())
         }
         Task::Checkpatch => checkpatch(&root),
+        Task::Fuzz { seconds, target } => {
+            let targets: Vec<&'static str> = fuzz::TARGETS
+                .into_iter()
+                .filter(|t| target.is_empty() || target.iter().any(|n| n == t))
+                .collect();
+            fuzz::run(&root, &targets, seconds)
+        }
         Task::Bench { kernel, scale } => {
             let series = if kernel.is_empty() {
                 Series::ALL.to_vec()
@@ -287,7 +304,7 @@ fn suites(suites: &[Suite], stress_seconds: u32) -> Vec<(&'static str, String)> 
             Suite::Tests => ("tests", TESTS.to_string()),
             Suite::Hardening => (
                 "hardening",
-                format!("STRESS_SECONDS={stress_seconds}\n{HARDENING}"),
+                format!("STRESS_SECONDS={stress_seconds}\nFRAME_FUZZ_SECONDS={stress_seconds}\n{HARDENING}"),
             ),
         })
         .collect()
@@ -296,12 +313,15 @@ fn suites(suites: &[Suite], stress_seconds: u32) -> Vec<(&'static str, String)> 
 /// Boots each kernel once per scenario: kernels side by side, a kernel's scenarios in turn.
 fn vm_test(root: &Path, series: &[Series], scenarios: &[(&'static str, String)]) -> Result<()> {
     let (userland, prepared) = prepare(root, series)?;
+    let frame_fuzzer = build::frame_fuzzer(root)?;
     let mut runs = Vec::new();
     for p in &prepared {
         let mut boots = Vec::new();
         for (name, scenario) in scenarios {
             let initrd = p.dir.join(format!("initramfs-{name}.cpio"));
-            vm::initramfs(&payload(&userland, p, scenario.clone()), &initrd)?;
+            let mut payload = payload(&userland, p, scenario.clone());
+            payload.executables.push(frame_fuzzer.clone());
+            vm::initramfs(&payload, &initrd)?;
             boots.push((*name, initrd, p.dir.join(format!("console-{name}.log"))));
         }
         let image = p.kernel.image.clone();

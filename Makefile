@@ -30,7 +30,7 @@ BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 \
 
 .PHONY: all deps module rust-kmod insmod rmmod logs build-cli build-samples build-bpf build-bench build-bench-guest build-languages \
 	build-hello-world-rust-wasm load-hello-world-rust-wasm load-ebpf-packet-filter \
-	load-ebpf-connect-authz load-ebpf-syscall-stats bench demo test fuzz stress check clean
+	load-ebpf-connect-authz load-ebpf-syscall-stats bench demo test fuzz stress debug-test check clean
 
 all: module
 
@@ -198,6 +198,11 @@ fuzz: deps
 
 stress: deps
 	$(CARGO) xtask vm-test --suite hardening --stress-seconds $(STRESS_SECONDS)
+
+# Both VM suites on a debug kernel (KASAN, lockdep, DEBUG_ATOMIC_SLEEP, kmemleak, failslab)
+# built from Debian's 6.1 source on first use (cached under target/vm/kernels/debug-6.1).
+debug-test: deps
+	$(CARGO) xtask vm-test --debug-kernel --stress-seconds $(STRESS_SECONDS)
 
 check: rust-kmod
 	$(CARGO) fmt --all --check

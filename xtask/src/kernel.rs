@@ -202,6 +202,81 @@ pub fn source_tree(cache: &Path) -> Result<PathBuf> {
     Ok(tree)
 }
 
+/// The debug kernel's configuration fragment (on top of `allnoconfig`).
+const DEBUG_CONFIG: &str = include_str!("../debug-kernel/debug.config");
+
+/// Builds (once) a debug kernel from Debian's full `linux-source-6.1`: `allnoconfig` plus
+/// [`DEBUG_CONFIG`] (KASAN, lockdep, atomic-sleep checks, kmemleak, failslab). Its source
+/// tree is also the `KDIR` modules build against.
+pub fn debug_kernel(cache: &Path) -> Result<Kernel> {
+    let dir = cache.join("debug-6.1");
+    let tree = dir.join("linux-source-6.1");
+    let config_stamp = dir.join("config-fragment");
+    if !tree.join("Makefile").exists() {
+        eprintln!("xtask: fetching linux-source-6.1 for the debug kernel");
+        let debs = dir.join("debs");
+        std::fs::create_dir_all(&debs)?;
+        output(
+            Command::new("apt-get")
+                .args(["download", "linux-source-6.1"])
+                .current_dir(&debs),
+        )?;
+        let deb = std::fs::read_dir(&debs)?
+            .next()
+            .context("apt-get download left no package")??
+            .path();
+        output(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&debs))?;
+        output(
+            Command::new("tar")
+                .arg("-xJf")
+                .arg(debs.join("usr/src/linux-source-6.1.tar.xz"))
+                .arg("-C")
+                .arg(&dir),
+        )?;
+        std::fs::remove_dir_all(&debs)?;
+    }
+    let make = |args: &[&str]| -> Result<()> {
+        crate::build::run(Command::new("make").arg("-C").arg(&tree).args(args))
+    };
+    if std::fs::read_to_string(&config_stamp).ok().as_deref() != Some(DEBUG_CONFIG) {
+        let fragment = dir.join("debug.config");
+        std::fs::write(&fragment, DEBUG_CONFIG)?;
+        make(&["-s", "allnoconfig"])?;
+        crate::build::run(
+            Command::new(tree.join("scripts/kconfig/merge_config.sh"))
+                .args(["-m", ".config"])
+                .arg(&fragment)
+                .current_dir(&tree),
+        )?;
+        make(&["-s", "olddefconfig"])?;
+        let config = std::fs::read_to_string(tree.join(".config"))?;
+        for line in DEBUG_CONFIG.lines().filter(|l| l.ends_with("=y")) {
+            if !config.lines().any(|c| c == line) {
+                bail!("the debug kernel's configuration lacks {line} (a missing dependency?)");
+            }
+        }
+        std::fs::write(&config_stamp, DEBUG_CONFIG)?;
+    }
+    let jobs = format!(
+        "-j{}",
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    );
+    make(&[&jobs, "bzImage", "modules_prepare"])?;
+    let release = output(
+        Command::new("make")
+            .arg("-C")
+            .arg(&tree)
+            .args(["-s", "kernelrelease"]),
+    )?
+    .trim()
+    .to_string();
+    Ok(Kernel {
+        release,
+        image: tree.join("arch/x86/boot/bzImage"),
+        kdir: tree,
+    })
+}
+
 /// Gives a 6.1 headers tree what Kbuild needs to produce module BTF: `vmlinux` (extracted from
 /// the exact image, it keeps its `.BTF`) and `resolve_btfids` (built from the source tree).
 /// 6.12's headers ship both.

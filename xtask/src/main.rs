@@ -47,6 +47,10 @@ enum Task {
         /// Length of the hardening suite's stress run, and of its frame fuzzing.
         #[arg(long, default_value_t = 20)]
         stress_seconds: u32,
+        /// Boot the debug kernel (KASAN, lockdep, kmemleak, failslab; built from Debian's
+        /// 6.1 source on first use) instead of Debian's kernels.
+        #[arg(long, conflicts_with = "kernel")]
+        debug_kernel: bool,
     },
     /// Benchmark the engines: the guest workloads in user space and in the VM, the eBPF ->
     /// Wasm call cost and load scaling (deterministic virtual time in the VM).
@@ -112,16 +116,25 @@ pub(crate) struct Prepared {
 }
 
 fn prepare(root: &Path, series: &[Series]) -> Result<(build::Userland, Vec<Prepared>)> {
-    let userland = build::userland(root)?;
-    let vm_dir = root.join("target/vm");
-    let mut prepared = Vec::new();
+    let cache = root.join("target/vm/kernels");
+    let mut kernels = Vec::new();
     for s in series {
-        let kernel = kernel::fetch(*s, &vm_dir.join("kernels"))?;
+        let kernel = kernel::fetch(*s, &cache)?;
         if *s == Series::V6_1 {
-            let source = kernel::source_tree(&vm_dir.join("kernels"))?;
+            let source = kernel::source_tree(&cache)?;
             kernel::enable_module_btf(&kernel, &source)?;
         }
-        let dir = vm_dir.join(&kernel.release);
+        kernels.push(kernel);
+    }
+    prepare_kernels(root, kernels)
+}
+
+/// Builds the userland and `wasm.ko` for each of `kernels`.
+fn prepare_kernels(root: &Path, kernels: Vec<Kernel>) -> Result<(build::Userland, Vec<Prepared>)> {
+    let userland = build::userland(root)?;
+    let mut prepared = Vec::new();
+    for kernel in kernels {
+        let dir = root.join("target/vm").join(&kernel.release);
         let module = build::module(root, &kernel, &dir.join("kmod"))?;
         prepared.push(Prepared {
             kernel,
@@ -183,6 +196,7 @@ fn execute(task: Task) -> Result<()> {
             suite,
             scenario,
             stress_seconds,
+            debug_kernel,
         } => {
             let series = if kernel.is_empty() {
                 Series::ALL.to_vec()
@@ -200,7 +214,13 @@ fn execute(task: Task) -> Result<()> {
                 }
                 None => suites(&suite, stress_seconds),
             };
-            vm_test(&root, &series, &scenarios)
+            let (userland, prepared) = if debug_kernel {
+                let kernel = kernel::debug_kernel(&root.join("target/vm/kernels"))?;
+                prepare_kernels(&root, vec![kernel])?
+            } else {
+                prepare(&root, &series)?
+            };
+            vm_test(&root, &userland, &prepared, &scenarios)
         }
     }
 }
@@ -285,6 +305,12 @@ fn evaluate(release: &str, console: &str) -> Outcome {
         failed.push("the scenario script did not finish".to_string());
     }
     failed.extend(
+        console
+            .lines()
+            .filter(|l| l.starts_with("VM: kmemleak: ") && !l.starts_with("VM: kmemleak: 0 "))
+            .map(str::to_string),
+    );
+    failed.extend(
         vm::bad_lines(console)
             .iter()
             .map(|l| format!("kernel log: {l}")),
@@ -311,15 +337,19 @@ fn suites(suites: &[Suite], stress_seconds: u32) -> Vec<(&'static str, String)> 
 }
 
 /// Boots each kernel once per scenario: kernels side by side, a kernel's scenarios in turn.
-fn vm_test(root: &Path, series: &[Series], scenarios: &[(&'static str, String)]) -> Result<()> {
-    let (userland, prepared) = prepare(root, series)?;
+fn vm_test(
+    root: &Path,
+    userland: &build::Userland,
+    prepared: &[Prepared],
+    scenarios: &[(&'static str, String)],
+) -> Result<()> {
     let frame_fuzzer = build::frame_fuzzer(root)?;
     let mut runs = Vec::new();
-    for p in &prepared {
+    for p in prepared {
         let mut boots = Vec::new();
         for (name, scenario) in scenarios {
             let initrd = p.dir.join(format!("initramfs-{name}.cpio"));
-            let mut payload = payload(&userland, p, scenario.clone());
+            let mut payload = payload(userland, p, scenario.clone());
             payload.executables.push(frame_fuzzer.clone());
             vm::initramfs(&payload, &initrd)?;
             boots.push((*name, initrd, p.dir.join(format!("console-{name}.log"))));
@@ -381,10 +411,15 @@ mod tests {
 
     #[test]
     fn evaluation_counts_checks_and_kernel_warnings() {
-        let console = "VMTEST PASS a\nVMTEST FAIL b: no\n[ 1.0] WARNING: CPU: 0 at x\nVMTEST SUMMARY passed=1 failed=1\n";
+        let console = "VMTEST PASS a\nVMTEST FAIL b: no\n[ 1.0] WARNING: CPU: 0 at x\nVMTEST SUMMARY passed=1 failed=1\nVM: kmemleak: 0 unreferenced objects\n";
         let o = evaluate("k", console);
         assert_eq!(o.passed, 1);
         assert_eq!(o.failed.len(), 2);
+        let o = evaluate(
+            "k",
+            "VMTEST SUMMARY passed=0 failed=0\nVM: kmemleak: 2 unreferenced objects\n",
+        );
+        assert_eq!(o.failed.len(), 1);
         let o = evaluate("k", "VMTEST PASS a\n");
         assert_eq!(
             o.failed,

@@ -13,9 +13,10 @@
 //! - a request [`commit`]s its list (unlinks every block, which it then keeps) right before it
 //!   makes something reachable from shared state, such as the registry, and its code that
 //!   changes shared state does not fail half-way (fallible allocations only);
-//! - code that runs on a shared instance (a call) runs in a [`shared`] section: a request
-//!   abandoned there keeps its blocks (the instance may own some) and the instance stays
-//!   taken, so it is never used again; both are freed with the module at unload;
+//! - code that runs on a shared instance (a call) runs in a [`shared`] section, which commits
+//!   at its end: a request abandoned inside keeps its blocks (the instance may own some) and
+//!   the instance stays taken, so it is never used again; both are freed with the module at
+//!   unload;
 //! - the registry mutex, if the request held it, is released, and a module it used through
 //!   [`holding`] is dropped.
 //!
@@ -103,7 +104,9 @@ pub fn commit() {
     }
 }
 
-/// Runs `f` as code on a shared instance (see the module documentation).
+/// Runs `f` as code on a shared instance (see the module documentation). Commits when `f`
+/// returns, while the instance is still the caller's: blocks it now owns may be freed by the
+/// next caller, on another task.
 pub fn shared<R>(f: impl FnOnce() -> R) -> R {
     let g = current();
     if let Some(g) = g {
@@ -112,6 +115,7 @@ pub fn shared<R>(f: impl FnOnce() -> R) -> R {
     let r = f();
     if let Some(g) = g {
         g.shared.set(g.shared.get() - 1);
+        commit();
     }
     r
 }

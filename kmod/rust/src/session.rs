@@ -275,12 +275,13 @@ fn load(spec: LoadSpec<'_>) -> Result<Response, Error> {
     let entry = bpf::Entry::new(module.clone()).ok_or(Error::OutOfMemory)?;
     with_registry(|r| {
         r.insert(module.clone())?;
+        // Reachable by others once the mutex is released or the module is published: the
+        // request keeps what it allocated (nothing here allocates any more).
+        guard::commit();
         if bpf::publish(entry).is_err() {
             r.remove(module.name())?;
             return Err(Error::Full(bpf::TABLE_SIZE));
         }
-        // Shared from here on: the request keeps what it allocated.
-        guard::commit();
         Ok(())
     })?;
     log_module(&module);

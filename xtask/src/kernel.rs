@@ -261,7 +261,7 @@ pub fn debug_kernel(cache: &Path) -> Result<Kernel> {
         "-j{}",
         std::thread::available_parallelism().map_or(2, |n| n.get())
     );
-    make(&[&jobs, "bzImage", "modules_prepare"])?;
+    make(&[&jobs, "bzImage", "modules_prepare", "modules"])?;
     let release = output(
         Command::new("make")
             .arg("-C")

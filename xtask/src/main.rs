@@ -93,6 +93,8 @@ const DEMO: &str = include_str!("../guest/demo.sh");
 /// The benchmark scenario (after the variables [`bench`] puts before it).
 pub(crate) const BENCH: &str = include_str!("../guest/bench.sh");
 const VM_TIMEOUT: Duration = Duration::from_secs(600);
+/// The debug kernel's checkers (KASAN, lockdep, kmemleak) slow everything down several times.
+const DEBUG_VM_TIMEOUT: Duration = Duration::from_secs(2400);
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -220,7 +222,12 @@ fn execute(task: Task) -> Result<()> {
             } else {
                 prepare(&root, &series)?
             };
-            vm_test(&root, &userland, &prepared, &scenarios)
+            let timeout = if debug_kernel {
+                DEBUG_VM_TIMEOUT
+            } else {
+                VM_TIMEOUT
+            };
+            vm_test(&root, &userland, &prepared, &scenarios, timeout)
         }
     }
 }
@@ -342,6 +349,7 @@ fn vm_test(
     userland: &build::Userland,
     prepared: &[Prepared],
     scenarios: &[(&'static str, String)],
+    timeout: Duration,
 ) -> Result<()> {
     let frame_fuzzer = build::frame_fuzzer(root)?;
     let mut runs = Vec::new();
@@ -360,7 +368,7 @@ fn vm_test(
             let mut outcomes = Vec::new();
             for (name, initrd, log) in boots {
                 eprintln!("xtask: booting {release} under QEMU ({name})");
-                let console = vm::boot(&image, &initrd, VM_TIMEOUT)?;
+                let console = vm::boot(&image, &initrd, timeout)?;
                 std::fs::write(&log, &console)?;
                 for line in console.lines().filter(|l| l.starts_with("VMTEST")) {
                     println!("[{release} {name}] {line}");

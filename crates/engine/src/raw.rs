@@ -217,7 +217,10 @@ impl<H: Host> LoadedModule<H> {
         results: &mut [Lane],
     ) -> Result<usize, RawError> {
         let sig = self.exports().get(index).ok_or(RawError::NoFunction)?;
-        if args.len() != sig.params.len() || sig.results.len() > results.len().min(MAX_VALUES) {
+        if args.len() != sig.params.len()
+            || args.len() > MAX_VALUES
+            || sig.results.len() > results.len().min(MAX_VALUES)
+        {
             return Err(RawError::Arguments);
         }
         let (slot, mut inst, func) = self.take(cpu, index)?;

@@ -421,6 +421,23 @@ fn raw_calls_convert_values_and_keep_per_cpu_state() {
 }
 
 #[test]
+fn raw_calls_refuse_more_values_than_a_call_carries() {
+    // Found by the smith fuzz target: an export with more parameters than MAX_VALUES.
+    let params = "i32 ".repeat(wasm_proto::MAX_VALUES + 1);
+    let bin = wasm(&format!(
+        r#"(module (func (export "wide") (param {params}) (result i32) (i32.const 7)))"#
+    ));
+    let mut reg = Registry::<TestHost>::new();
+    let m = reg.load(&spec("wide", &bin)).unwrap();
+    let wide = m.export_index(b"wide").unwrap();
+    let mut res = [0u64; 1];
+    assert_eq!(
+        call_raw(&m, 0, wide, &[0; wasm_proto::MAX_VALUES + 1], &mut res),
+        Err(RawError::Arguments)
+    );
+}
+
+#[test]
 fn raw_call_failures_are_distinct_and_counted() {
     let mut reg = Registry::<TestHost>::new();
     let bin = wasm(BPF);

@@ -226,6 +226,33 @@ mod shim {
         0
     }
 
+    /// Requests run without the kernel's out-of-memory guard here: user space has no
+    /// allocation failures to recover from, so nothing is tracked.
+    #[no_mangle]
+    extern "C" fn wasm_shim_request_context() -> bool {
+        false
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_current() -> *mut c_void {
+        thread_local!(static TASK: u8 = const { 0 });
+        TASK.with(|t| (t as *const u8).cast_mut().cast())
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_inject_alloc_failure() -> bool {
+        false
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_abandon(_tos: *mut c_void) -> ! {
+        std::process::abort()
+    }
+
+    /// No kfunc runs in user space: nothing to return to (the panic handler then aborts).
+    #[no_mangle]
+    extern "C" fn wasm_shim_bpf_abandon() {}
+
     #[no_mangle]
     extern "C" fn wasm_shim_work_stack_size() -> usize {
         64 << 10

@@ -127,6 +127,32 @@ enum Command {
     Stats,
     /// Show the protocol and module versions.
     Version,
+    /// Compile a module ahead of time into a kernel module for the native tier (wasm2c and
+    /// Kbuild); `insmod` it after wasm.ko and it appears in `list` like a loaded module.
+    Compile {
+        /// The .wasm file.
+        file: PathBuf,
+        /// The kernel module to write; its file stem is the kernel module's name
+        /// [default: the registry name, `-` and `.` made `_`, in the current directory].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Registry name the module registers under [default: the file's stem].
+        #[arg(long)]
+        name: Option<String>,
+        /// The kernel build tree [default: /lib/modules/$(uname -r)/build].
+        #[arg(long)]
+        kdir: Option<PathBuf>,
+        /// wasm.ko's Module.symvers [default: Module.symvers beside wasm.ko in kmod/].
+        #[arg(long, default_value = "kmod/Module.symvers")]
+        symvers: PathBuf,
+        /// Directory for the generated C and the build [default: a directory beside the output
+        /// named after it with `.build`].
+        #[arg(long)]
+        build_dir: Option<PathBuf>,
+        /// The wasm2c to run (wabt 1.0.32).
+        #[arg(long, default_value = "wasm2c")]
+        wasm2c: PathBuf,
+    },
     /// Run a module in user space on the same engine: `_debug` prints to stdout.
     Run {
         /// The .wasm file.
@@ -176,6 +202,47 @@ fn execute(cli: &Cli) -> Result<()> {
                 env: &wasi.env(),
             };
             return run::run(&out, &spec, invoke.as_deref(), args);
+        }
+        Command::Compile {
+            file,
+            output,
+            name,
+            kdir,
+            symvers,
+            build_dir,
+            wasm2c,
+        } => {
+            let (wasm, name) = read_module(file, name.as_deref())?;
+            let ko = output
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("{}.ko", name.replace(['-', '.'], "_"))));
+            let module = ko
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .context("the output must be a file name ending in .ko")?
+                .to_string();
+            let kdir = match kdir {
+                Some(k) => k.clone(),
+                None => PathBuf::from(format!("/lib/modules/{}/build", kernel_release()?)),
+            };
+            let build_dir = build_dir
+                .clone()
+                .unwrap_or_else(|| ko.with_extension("build"));
+            let opts = wasm_aot::compile::Options {
+                wasm,
+                name,
+                module,
+                kdir,
+                symvers: symvers.clone(),
+                build_dir,
+                wasm2c: wasm2c.clone(),
+            };
+            let started = Instant::now();
+            let compiled = wasm_aot::compile::compile(&opts)?;
+            std::fs::copy(&compiled.ko, &ko)
+                .with_context(|| format!("cannot write {}", ko.display()))?;
+            let size = std::fs::metadata(&ko).map(|m| m.len()).unwrap_or(0);
+            return out.compiled(&ko, size, &compiled, started.elapsed());
         }
         Command::Load {
             file,
@@ -299,6 +366,13 @@ fn module_name(file: &std::path::Path, name: Option<&str>) -> Result<String> {
             }
         })
         .collect())
+}
+
+/// The running kernel's release (`uname -r`).
+fn kernel_release() -> Result<String> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .context("cannot read the kernel release: pass --kdir")?;
+    Ok(release.trim().to_string())
 }
 
 fn unexpected(resp: Response) -> ! {

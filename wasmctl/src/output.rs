@@ -244,6 +244,35 @@ impl Output {
     }
 
     /// `version`.
+    /// A kernel module written by `wasmctl compile`.
+    pub fn compiled(
+        &self,
+        ko: &std::path::Path,
+        size: u64,
+        compiled: &wasm_aot::compile::Compiled,
+        took: std::time::Duration,
+    ) -> anyhow::Result<()> {
+        let fpu = if compiled.fpu {
+            "floating point"
+        } else {
+            "integer only"
+        };
+        if self.json {
+            self.print_json(json!({
+                "ko": ko, "bytes": size, "c_bytes": compiled.c_bytes, "fpu": compiled.fpu,
+                "seconds": took.as_secs_f64(),
+            }));
+        } else {
+            println!(
+                "compiled {}: {size} bytes ({} bytes of C, {fpu}) in {:.1} s",
+                ko.display(),
+                compiled.c_bytes,
+                took.as_secs_f64()
+            );
+        }
+        Ok(())
+    }
+
     pub fn version(&self, protocol: u16, module: &str) {
         if self.json {
             self.print_json(json!({

@@ -56,6 +56,43 @@ void wasm_shim_rcu_read_lock(void);
 void wasm_shim_rcu_read_unlock(void);
 void wasm_shim_synchronize_rcu(void);
 
+/* The native tier (wasm_native.c, rust/src/native.rs). */
+struct module;
+struct wasm_native_instance;
+struct wasm_native_module;
+
+#define WASM_SHIM_NATIVE_FPU 0x1	/* inside kernel_fpu_begin/end */
+#define WASM_SHIM_NATIVE_MAY_SLEEP 0x2	/* process context: slices end */
+
+/* One call into native code; Rust fills in the first part. */
+struct wasm_shim_native_call {
+	void (*entry)(struct wasm_native_instance *inst, u64 *lanes);
+	void (*init)(struct wasm_native_instance *inst);
+	struct wasm_native_instance *inst;
+	u64 *lanes;
+	u64 fuel;
+	const void *owner;	/* the Rust module, for host functions */
+	u32 cpu;
+	u32 flags;
+	/* Results. */
+	u64 fuel_used;
+	int trap;
+	/* The shim's own. */
+	struct wasm_shim_native_call *prev;
+	unsigned long sp;
+	u64 fuel_left;
+};
+
+int wasm_shim_native_call(struct wasm_shim_native_call *call);
+bool wasm_shim_module_get(struct module *owner);
+void wasm_shim_module_put(struct module *owner);
+int wasm_rs_native_register(const struct wasm_native_module *mod);
+void wasm_rs_native_unregister(const struct wasm_native_module *mod);
+int wasm_rs_native_import(const void *owner, struct wasm_native_instance *inst,
+			  u32 cpu, u32 index, u64 *lanes);
+int wasm_rs_native_resize(const void *owner, void **data, u64 old, u64 new,
+			  bool memory);
+
 /* kfuncs for BPF programs and their registration, in wasm_kfuncs.c. */
 s64 bpf_wasm_lookup(const char *module, u32 module__sz,
 		    const char *function, u32 function__sz);

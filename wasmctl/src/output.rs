@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value as Json};
 use std::time::Duration;
-use wasm_proto::{FuncSig, ModuleInfo, Stats, Value};
+use wasm_proto::{FuncSig, ModuleInfo, Stats, Tier, Value};
 
 /// Median, minimum and maximum of request durations, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +154,7 @@ impl Output {
                 .map(|m| {
                     json!({
                         "name": m.name,
+                        "tier": tier(m.tier),
                         "wasm_size": m.wasm_size,
                         "entrypoint": m.entrypoint,
                         "fuel_per_call": m.limits.fuel,
@@ -176,8 +177,9 @@ impl Output {
         }
         for m in modules {
             println!(
-                "{}  ({} bytes, entrypoint {}, fuel/call {}, eBPF fuel/call {}, memory limit {} bytes)",
+                "{}  ({}, {} bytes, entrypoint {}, fuel/call {}, eBPF fuel/call {}, memory limit {} bytes)",
                 m.name,
+                tier(m.tier),
                 m.wasm_size,
                 if m.entrypoint.is_empty() {
                     "-"
@@ -282,6 +284,14 @@ impl Output {
             println!("wasmctl {}", env!("CARGO_PKG_VERSION"));
             println!("wasm.ko {module}, protocol v{protocol}");
         }
+    }
+}
+
+/// How `list` names a tier.
+fn tier(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Interpreted => "interpreted",
+        Tier::Native => "native",
     }
 }
 

@@ -5,7 +5,7 @@ use anyhow::{anyhow, Context, Result};
 use std::io::{Read, Write};
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
-use wasm_engine::{Host, LoadSpec, Registry};
+use wasm_engine::{Host, LoadSpec, LoadedModule, Registry};
 
 /// User space as the engine's host: one instance, `_debug` to stdout.
 struct UserHost;
@@ -53,7 +53,7 @@ pub fn run(
     invoke: Option<&str>,
     call_args: &[String],
 ) -> Result<()> {
-    let mut registry = Registry::<UserHost>::new();
+    let mut registry = Registry::<LoadedModule<UserHost>>::new();
     let module = registry.load(spec).map_err(|e| anyhow!("{e}"))?;
     if let Some(function) = invoke {
         let sig = module

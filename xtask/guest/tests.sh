@@ -30,7 +30,7 @@ finish() { echo "VMTEST SUMMARY passed=$passed failed=$failed"; exit 0; }
 # --- module and device --------------------------------------------------------------------
 if insmod /lib/wasm.ko; then ok insmod; else ko insmod "insmod failed"; finish; fi
 if [ -c /dev/wasm ] && [ "$(stat -c %a /dev/wasm)" = 600 ]; then ok device-root-only; else ko device-root-only "$(ls -l /dev/wasm)"; fi
-expect_ok version "protocol v2" $W version
+expect_ok version "protocol v3" $W version
 base=$(live)
 echo "VMTEST INFO live allocations at start: $base"
 

@@ -133,6 +133,43 @@ pub fn module(root: &Path, kernel: &Kernel, out: &Path) -> Result<PathBuf> {
     Ok(ko)
 }
 
+/// The guests the VM tests also run as native modules: `(guest file under `guests`, kernel
+/// module name)`.
+pub const NATIVE_GUESTS: &[(&str, &str)] = &[
+    ("hello_world_rust.wasm", "hello_native"),
+    ("probe.wasm", "probe_native"),
+];
+
+/// Compiles the [`NATIVE_GUESTS`] into native modules for `kernel` with `wasmctl compile`,
+/// against the `wasm.ko` built in `kmod` (its `Module.symvers`), into `out`.
+pub fn native_modules(
+    userland: &Userland,
+    kernel: &Kernel,
+    kmod: &Path,
+    out: &Path,
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(out)?;
+    let mut built = Vec::new();
+    for (guest, module) in NATIVE_GUESTS {
+        let ko = out.join(format!("{module}.ko"));
+        run(Command::new(&userland.wasmctl)
+            .arg("compile")
+            .arg(userland.guests.join(guest))
+            .arg("-o")
+            .arg(&ko)
+            .arg("--name")
+            .arg(module.replace('_', "-"))
+            .arg("--kdir")
+            .arg(&kernel.kdir)
+            .arg("--symvers")
+            .arg(kmod.join("Module.symvers"))
+            .arg("--build-dir")
+            .arg(out.join(format!("{module}.build"))))?;
+        built.push(ko);
+    }
+    Ok(built)
+}
+
 /// Number of kfuncs `wasm_kfuncs.c` registers on every kernel (6.12 has one more).
 const KFUNCS: u32 = 3;
 

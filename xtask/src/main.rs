@@ -114,6 +114,8 @@ fn main() {
 pub(crate) struct Prepared {
     kernel: Kernel,
     module: PathBuf,
+    /// The guests compiled into native modules for this kernel.
+    native: Vec<PathBuf>,
     dir: PathBuf,
 }
 
@@ -138,9 +140,12 @@ fn prepare_kernels(root: &Path, kernels: Vec<Kernel>) -> Result<(build::Userland
     for kernel in kernels {
         let dir = root.join("target/vm").join(&kernel.release);
         let module = build::module(root, &kernel, &dir.join("kmod"))?;
+        let native =
+            build::native_modules(&userland, &kernel, &dir.join("kmod"), &dir.join("native"))?;
         prepared.push(Prepared {
             kernel,
             module,
+            native,
             dir,
         });
     }
@@ -158,6 +163,7 @@ fn payload(userland: &build::Userland, p: &Prepared, scenario: String) -> vm::Pa
         scenario,
         executables: Vec::new(),
         guest_files: Vec::new(),
+        native: p.native.clone(),
     }
 }
 

@@ -39,6 +39,8 @@ pub struct Payload {
     pub executables: Vec<PathBuf>,
     /// More guests, under `/guests`.
     pub guest_files: Vec<PathBuf>,
+    /// Native modules built for this kernel (`wasmctl compile`), under `/native`.
+    pub native: Vec<PathBuf>,
 }
 
 const INIT: &str = include_str!("../guest/init.sh");
@@ -97,6 +99,7 @@ pub fn initramfs(payload: &Payload, out: &Path) -> Result<()> {
     for (dir, extra, mode) in [
         ("bin", &payload.executables, 0o755),
         ("guests", &payload.guest_files, 0o644),
+        ("native", &payload.native, 0o644),
     ] {
         for f in extra {
             let name = f

@@ -6,7 +6,7 @@ use crate::suite::{sig, Out, Sig};
 use anyhow::{anyhow, bail, Context, Result};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use wasm_engine::{Host, LoadSpec, Registry, Value};
+use wasm_engine::{Host, LoadSpec, LoadedModule, Registry, Value};
 
 /// A loaded benchmark guest.
 pub trait Guest {
@@ -74,7 +74,7 @@ impl Engine {
                 body(started.elapsed(), &mut s)
             }
             Engine::UserBuild => {
-                let mut registry = Registry::<BenchHost>::new();
+                let mut registry = Registry::<LoadedModule<BenchHost>>::new();
                 let module = registry.load(&spec(wasm)).map_err(|e| anyhow!("{e}"))?;
                 body(started.elapsed(), &mut EngineGuest(&module))
             }

@@ -20,10 +20,7 @@ use std::process::Command;
 pub const RUNTIME: &[(&str, &str)] = &[
     ("wasm-rt.h", include_str!("../runtime/wasm-rt.h")),
     ("wasm-rt-impl.h", include_str!("../runtime/wasm-rt-impl.h")),
-    (
-        "wasm_native.h",
-        include_str!("../../../include/wasm_native.h"),
-    ),
+    ("wasm_native.h", include_str!("../../../kmod/wasm_native.h")),
     (
         "include/alloca.h",
         include_str!("../runtime/include/alloca.h"),

@@ -239,7 +239,7 @@ fn c_type(ty: &ValType, what: &str) -> Result<&'static str, Error> {
     })
 }
 
-/// The ABI's letter of a value type (see `include/wasm_native.h`).
+/// The ABI's letter of a value type (see `kmod/wasm_native.h`).
 fn abi_letter(ty: &ValType) -> char {
     match ty {
         ValType::I32 => 'i',
@@ -521,7 +521,19 @@ pub fn generate(wasm: &[u8], header: &str, name: &str, wasm_size: u64) -> Result
          \tstruct wasm_native_state *s = container_of(head, struct wasm_native_state, head);\n\n\
          \t{m}_free(&s->w2c);\n}}\n\n\
          {}{}\
-         static const struct wasm_native_module wasm_native_module = {{\n\
+         static ulong wasm_native_fuel;\n\
+         module_param_named(fuel, wasm_native_fuel, ulong, 0444);\n\
+         MODULE_PARM_DESC(fuel, \"Fuel allowed to each call (0: wasm.ko's default)\");\n\
+         static ulong wasm_native_bpf_fuel;\n\
+         module_param_named(bpf_fuel, wasm_native_bpf_fuel, ulong, 0444);\n\
+         MODULE_PARM_DESC(bpf_fuel, \"Fuel allowed to each call from eBPF (0: wasm.ko's default)\");\n\
+         static ulong wasm_native_memory;\n\
+         module_param_named(memory, wasm_native_memory, ulong, 0444);\n\
+         MODULE_PARM_DESC(memory, \"Largest linear memory of each instance, bytes (0: wasm.ko's default)\");\n\
+         static uint wasm_native_instances;\n\
+         module_param_named(instances, wasm_native_instances, uint, 0444);\n\
+         MODULE_PARM_DESC(instances, \"Instances to create (0: one per possible CPU)\");\n\n\
+         static struct wasm_native_module wasm_native_module = {{\n\
          \t.abi = WASM_NATIVE_ABI,\n\
          \t.flags = {},\n\
          \t.name = {},\n\
@@ -532,6 +544,10 @@ pub fn generate(wasm: &[u8], header: &str, name: &str, wasm_size: u64) -> Result
          \t.release = wasm_native_release,\n\
          {}{}}};\n\n\
          static int __init wasm_native_init(void)\n{{\n\
+         \twasm_native_module.fuel = wasm_native_fuel;\n\
+         \twasm_native_module.bpf_fuel = wasm_native_bpf_fuel;\n\
+         \twasm_native_module.memory = wasm_native_memory;\n\
+         \twasm_native_module.instances = wasm_native_instances;\n\
          \t{m}_init_module();\n\
          \treturn wasm_native_register(&wasm_native_module);\n}}\n\n\
          static void __exit wasm_native_exit(void)\n{{\n\

@@ -1,7 +1,7 @@
 //! Ahead-of-time compilation of Wasm modules for wasm.ko's native tier.
 //!
 //! A native module is a Wasm module translated to C and built into a kernel module that
-//! registers itself with wasm.ko (the contract is `include/wasm_native.h`). The steps:
+//! registers itself with wasm.ko (the contract is `kmod/wasm_native.h`). The steps:
 //! [`fuel::instrument`] makes the module meter its own execution, wabt's `wasm2c` translates
 //! it, [`glue::generate`] writes the C that joins the translation to wasm.ko, and
 //! [`compile::compile`] runs them all and Kbuild.

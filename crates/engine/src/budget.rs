@@ -39,7 +39,8 @@ impl MemoryBudget {
         self.cap.store(cap, Ordering::Relaxed);
     }
 
-    fn try_charge(&self, bytes: u64) -> bool {
+    /// Charges `bytes` if the total stays within the cap; returns whether it did.
+    pub fn try_charge(&self, bytes: u64) -> bool {
         let cap = self.cap();
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
@@ -48,7 +49,8 @@ impl MemoryBudget {
             .is_ok()
     }
 
-    fn release(&self, bytes: u64) {
+    /// Gives back `bytes` charged before.
+    pub fn release(&self, bytes: u64) {
         self.used.fetch_sub(bytes, Ordering::AcqRel);
     }
 }

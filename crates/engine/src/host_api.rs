@@ -22,8 +22,7 @@ pub(crate) struct InstanceData {
 }
 
 /// `(module, name)` of every function the host provides, for error messages.
-pub(crate) const PROVIDED: &[(&str, &str)] =
-    &[("env", "_debug"), ("env", "now_ns"), ("env", "cpu_id")];
+pub const PROVIDED: &[(&str, &str)] = &[("env", "_debug"), ("env", "now_ns"), ("env", "cpu_id")];
 
 /// Longest `_debug` message; longer ones are cut (and say so).
 const MAX_DEBUG_LEN: usize = 4096;
@@ -45,19 +44,25 @@ fn debug<H: Host>(
     ptr: i32,
     len: i32,
 ) -> Result<i32, wasmi::Error> {
-    let oob = || wasmi::Error::from(wasmi::TrapCode::MemoryOutOfBounds);
     let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
         return Err(wasmi::Error::new("_debug needs an exported memory"));
     };
-    let data = memory.data(&caller);
+    env_debug::<H>(memory.data(&caller), ptr, len)
+        .ok_or_else(|| wasmi::Error::from(wasmi::TrapCode::MemoryOutOfBounds))
+}
+
+/// `env._debug` on the linear memory `memory`, for every tier: logs the `len` bytes at `ptr`
+/// as one line (a trailing newline dropped, cut at 4096 bytes) and returns `len`, or `None`
+/// when the range lies outside `memory` (the guest then traps).
+pub fn env_debug<H: Host>(memory: &[u8], ptr: i32, len: i32) -> Option<i32> {
     let start = ptr as u32 as usize;
-    let end = start.checked_add(len as u32 as usize).ok_or_else(oob)?;
-    let bytes = data.get(start..end).ok_or_else(oob)?;
+    let end = start.checked_add(len as u32 as usize)?;
+    let bytes = memory.get(start..end)?;
     let shown = &bytes[..bytes.len().min(MAX_DEBUG_LEN)];
     let shown = shown.strip_suffix(b"\n").unwrap_or(shown);
     H::log(shown);
     if bytes.len() > MAX_DEBUG_LEN {
         H::log(b"(_debug message cut at 4096 bytes)");
     }
-    Ok(len)
+    Some(len)
 }

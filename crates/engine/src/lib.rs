@@ -32,10 +32,11 @@ pub use slot::{TryGuard, TryLock};
 
 pub use budget::MemoryBudget;
 pub use error::Error;
+pub use host_api::{env_debug, PROVIDED};
 pub use module::{CallOutcome, LoadSpec, LoadedModule};
 pub use raw::{Lane, RawError};
-pub use registry::Registry;
-pub use wasm_proto::{FuncSig, InstanceInfo, Limits, ModuleInfo, ValType, Value};
+pub use registry::{Entry, Registry};
+pub use wasm_proto::{FuncSig, InstanceInfo, Limits, ModuleInfo, Tier, ValType, Value};
 
 /// Fuel given to one call when the load request does not say.
 pub const DEFAULT_FUEL: u64 = 100_000_000;

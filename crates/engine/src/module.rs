@@ -15,7 +15,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use wasm_proto::{FuncSig, InstanceInfo, Limits, ModuleInfo, ValType, Value, MAX_VALUES};
+use wasm_proto::{FuncSig, InstanceInfo, Limits, ModuleInfo, Tier, ValType, Value, MAX_VALUES};
 use wasmi::{Engine, ExternType, Func, Linker, Module, ResumableCall, Store, Val};
 
 /// Fuel allowed to a module's start function, which runs in one piece during instantiation.
@@ -728,6 +728,7 @@ impl<H: Host> LoadedModule<H> {
     pub fn info(&self) -> ModuleInfo {
         ModuleInfo {
             name: self.name.clone(),
+            tier: Tier::Interpreted,
             wasm_size: self.wasm_size,
             entrypoint: self.entrypoint.clone(),
             limits: self.limits,

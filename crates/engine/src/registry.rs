@@ -8,22 +8,41 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use wasm_proto::ModuleInfo;
 
-/// Named modules. The registry itself does no locking: its owner serialises `&mut` access
-/// (a kernel mutex in `wasm.ko`), while calls run on an [`Arc`] taken out of it, outside any
+/// What a registry holds: something with a name that describes itself.
+pub trait Entry: Send + Sync {
+    /// The registry name.
+    fn name(&self) -> &str;
+    /// The description `List` reports.
+    fn info(&self) -> ModuleInfo;
+}
+
+impl<H: Host> Entry for LoadedModule<H> {
+    fn name(&self) -> &str {
+        LoadedModule::name(self)
+    }
+
+    fn info(&self) -> ModuleInfo {
+        LoadedModule::info(self)
+    }
+}
+
+/// Named modules: [`LoadedModule`]s, or (in `wasm.ko`) whatever [`Entry`] holds modules of
+/// every tier. The registry itself does no locking: its owner serialises `&mut` access (a
+/// kernel mutex in `wasm.ko`), while calls run on an [`Arc`] taken out of it, outside any
 /// lock. Changing it allocates only fallibly, and nothing changes when that fails.
-pub struct Registry<H: Host> {
+pub struct Registry<M: Entry> {
     /// Sorted by name.
-    modules: Vec<Arc<LoadedModule<H>>>,
+    modules: Vec<Arc<M>>,
     budget: &'static MemoryBudget,
 }
 
-impl<H: Host> Default for Registry<H> {
+impl<M: Entry> Default for Registry<M> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<H: Host> Registry<H> {
+impl<M: Entry> Registry<M> {
     /// An empty registry, drawing from the process-wide budget of [`crate::DEFAULT_MEMORY_CAP`].
     pub const fn new() -> Self {
         Self::with_budget(&budget::GLOBAL)
@@ -62,13 +81,13 @@ impl<H: Host> Registry<H> {
         self.modules.binary_search_by(|m| m.name().cmp(name))
     }
 
-    /// Adds a module made by [`LoadedModule::load`] and [`LoadedModule::run_entrypoint`].
+    /// Adds a module (made by [`LoadedModule::load`] and [`LoadedModule::run_entrypoint`]).
     ///
     /// # Errors
     ///
     /// [`Error::Exists`] if the name was taken meanwhile, [`Error::OutOfMemory`]; the registry
     /// is then unchanged.
-    pub fn insert(&mut self, module: Arc<LoadedModule<H>>) -> Result<(), Error> {
+    pub fn insert(&mut self, module: Arc<M>) -> Result<(), Error> {
         self.check_free(module.name())?;
         self.modules
             .try_reserve(1)
@@ -78,26 +97,12 @@ impl<H: Host> Registry<H> {
         Ok(())
     }
 
-    /// Compiles and adds a module in one step (for callers without concurrency).
-    ///
-    /// # Errors
-    ///
-    /// As [`Self::check_free`] and [`LoadedModule::load`].
-    pub fn load(&mut self, spec: &LoadSpec<'_>) -> Result<Arc<LoadedModule<H>>, Error> {
-        self.check_free(spec.name)?;
-        let mut module = LoadedModule::load(spec, self.budget)?;
-        module.run_entrypoint()?;
-        let module = Arc::new(module);
-        self.insert(module.clone())?;
-        Ok(module)
-    }
-
     /// Removes a module. It is freed when the last running call on it returns.
     ///
     /// # Errors
     ///
     /// [`Error::NoModule`].
-    pub fn remove(&mut self, name: &str) -> Result<Arc<LoadedModule<H>>, Error> {
+    pub fn remove(&mut self, name: &str) -> Result<Arc<M>, Error> {
         let at = self
             .find(name)
             .map_err(|_| Error::NoModule(name.to_string()))?;
@@ -114,7 +119,7 @@ impl<H: Host> Registry<H> {
     /// # Errors
     ///
     /// [`Error::NoModule`].
-    pub fn get(&self, name: &str) -> Result<Arc<LoadedModule<H>>, Error> {
+    pub fn get(&self, name: &str) -> Result<Arc<M>, Error> {
         self.find(name)
             .map(|at| self.modules[at].clone())
             .map_err(|_| Error::NoModule(name.to_string()))
@@ -138,5 +143,21 @@ impl<H: Host> Registry<H> {
     /// Removes every module.
     pub fn clear(&mut self) {
         self.modules = Vec::new();
+    }
+}
+
+impl<H: Host> Registry<LoadedModule<H>> {
+    /// Compiles and adds a module in one step (for callers without concurrency).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::check_free`] and [`LoadedModule::load`].
+    pub fn load(&mut self, spec: &LoadSpec<'_>) -> Result<Arc<LoadedModule<H>>, Error> {
+        self.check_free(spec.name)?;
+        let mut module = LoadedModule::load(spec, self.budget)?;
+        module.run_entrypoint()?;
+        let module = Arc::new(module);
+        self.insert(module.clone())?;
+        Ok(module)
     }
 }

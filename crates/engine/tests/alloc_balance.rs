@@ -3,7 +3,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use wasm_engine::{Host, Limits, LoadSpec, Registry, Value};
+use wasm_engine::{Host, Limits, LoadSpec, LoadedModule, Registry, Value};
 
 struct Counting;
 
@@ -69,7 +69,7 @@ fn load_call_unload_leaves_nothing_behind() {
             (func (export "spin") (loop $l (br $l))))"#,
     )
     .unwrap();
-    let mut reg = Registry::<QuietHost>::new();
+    let mut reg = Registry::<LoadedModule<QuietHost>>::new();
     let limits = Limits {
         fuel: 3_000_000,
         bpf_fuel: 0,
@@ -114,7 +114,7 @@ fn steady_state_raw_calls_do_not_allocate() {
             (func (export "len") (param i32) (result i32) (local.get 0)))"#,
     )
     .unwrap();
-    let mut reg = Registry::<QuietHost>::new();
+    let mut reg = Registry::<LoadedModule<QuietHost>>::new();
     let spec = LoadSpec {
         name: "m",
         wasm: &wasm,

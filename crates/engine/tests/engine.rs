@@ -50,7 +50,7 @@ fn wasm(text: &str) -> Vec<u8> {
 
 #[test]
 fn hello_world_logs_once_per_instance_and_returns_main_result() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let bin = wasm(HELLO);
     let m = reg.load(&spec("hello", &bin)).unwrap();
     assert_eq!(m.instances(), 2);
@@ -68,7 +68,7 @@ fn hello_world_logs_once_per_instance_and_returns_main_result() {
 
 #[test]
 fn typed_calls_return_exact_results() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let bin = wasm(MATHS);
     let m = reg.load(&spec("maths", &bin)).unwrap();
     let call = |f: &str, args: &[Value]| m.call(0, f, args).map(|o| o.results);
@@ -96,7 +96,7 @@ fn typed_calls_return_exact_results() {
 
 #[test]
 fn each_cpu_has_its_own_instance_state() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let bin = wasm(MATHS);
     let m = reg.load(&spec("state", &bin)).unwrap();
     assert_eq!(
@@ -117,7 +117,7 @@ fn each_cpu_has_its_own_instance_state() {
 
 #[test]
 fn wrong_arguments_and_unknown_functions_are_refused() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let bin = wasm(MATHS);
     let m = reg.load(&spec("args", &bin)).unwrap();
     let e = m.call(0, "add", &[Value::I32(1)]).unwrap_err();
@@ -131,7 +131,7 @@ fn wrong_arguments_and_unknown_functions_are_refused() {
 
 #[test]
 fn endless_guest_runs_out_of_fuel_and_instance_stays_usable() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let bin = wasm(MATHS);
     let limits = Limits {
         fuel: 5_000_000,
@@ -159,7 +159,7 @@ fn endless_guest_runs_out_of_fuel_and_instance_stays_usable() {
 
 #[test]
 fn host_can_interrupt_between_slices() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let bin = wasm(MATHS);
     let m = reg.load(&spec("intr", &bin)).unwrap();
     allow_slices(3);
@@ -169,7 +169,7 @@ fn host_can_interrupt_between_slices() {
 
 #[test]
 fn traps_are_reported_with_their_cause() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let bin = wasm(MATHS);
     let m = reg.load(&spec("traps", &bin)).unwrap();
     let e = m.call(0, "boom", &[]).unwrap_err();
@@ -191,7 +191,7 @@ fn traps_are_reported_with_their_cause() {
 
 #[test]
 fn bad_modules_are_refused_and_registry_is_unchanged() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     assert_eq!(
         reg.load(&spec("bad", b"\0asm\x01\0\0\0garbage"))
             .unwrap_err()
@@ -215,7 +215,7 @@ fn bad_modules_are_refused_and_registry_is_unchanged() {
 
 #[test]
 fn duplicate_names_are_refused() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let bin = wasm(MATHS);
     reg.load(&spec("dup", &bin)).unwrap();
     assert_eq!(
@@ -229,7 +229,7 @@ fn duplicate_names_are_refused() {
 
 #[test]
 fn memory_cap_is_enforced() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let big = wasm(
         r#"(module (memory (export "memory") 4)
         (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))"#,
@@ -272,7 +272,7 @@ fn memory_cap_is_enforced() {
 
 #[test]
 fn entrypoint_choice_is_honoured() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let bin = wasm(MATHS);
     let e = reg
         .load(&LoadSpec {
@@ -307,7 +307,7 @@ fn entrypoint_choice_is_honoured() {
 
 #[test]
 fn debug_out_of_bounds_traps() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let bin = wasm(
         r#"(module
       (import "env" "_debug" (func $debug (param i32 i32) (result i32)))
@@ -320,7 +320,7 @@ fn debug_out_of_bounds_traps() {
 
 #[test]
 fn functions_with_too_many_values_are_refused() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let params = "i32 ".repeat(17);
     let bin = wasm(&format!(
         r#"(module (func (export "wide") (param {params})))"#
@@ -374,7 +374,7 @@ fn call_raw(
 
 #[test]
 fn raw_calls_convert_values_and_keep_per_cpu_state() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let bin = wasm(BPF);
     let m = reg.load(&spec("bpf", &bin)).unwrap();
     let add = m.export_index(b"add").unwrap();
@@ -427,7 +427,7 @@ fn raw_calls_refuse_more_values_than_a_call_carries() {
     let bin = wasm(&format!(
         r#"(module (func (export "wide") (param {params}) (result i32) (i32.const 7)))"#
     ));
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let m = reg.load(&spec("wide", &bin)).unwrap();
     let wide = m.export_index(b"wide").unwrap();
     let mut res = [0u64; 1];
@@ -439,7 +439,7 @@ fn raw_calls_refuse_more_values_than_a_call_carries() {
 
 #[test]
 fn raw_call_failures_are_distinct_and_counted() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let bin = wasm(BPF);
     let limits = Limits {
         fuel: 0,
@@ -469,7 +469,7 @@ fn raw_call_failures_are_distinct_and_counted() {
 
 #[test]
 fn buffer_calls_copy_in_and_out() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let bin = wasm(BPF);
     let m = reg.load(&spec("buf", &bin)).unwrap();
     let upper = m.export_index(b"upper").unwrap();
@@ -488,7 +488,7 @@ fn buffer_calls_copy_in_and_out() {
 
 #[test]
 fn half_declared_or_misplaced_buffers_are_refused_at_load() {
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let half = wasm(
         r#"(module (memory (export "memory") 1)
         (func (export "bpf_buffer") (result i32) (i32.const 0)))"#,
@@ -506,7 +506,7 @@ fn half_declared_or_misplaced_buffers_are_refused_at_load() {
 #[test]
 fn a_shared_budget_caps_all_instances_together() {
     static BUDGET: MemoryBudget = MemoryBudget::new(200 << 10);
-    let mut reg = Registry::<TestHost>::with_budget(&BUDGET);
+    let mut reg = Registry::<LoadedModule<TestHost>>::with_budget(&BUDGET);
     let bin = wasm(
         r#"(module (memory (export "memory") 2)
             (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))"#,

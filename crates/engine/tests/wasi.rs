@@ -3,7 +3,7 @@
 mod common;
 
 use common::{logs, TestHost};
-use wasm_engine::{Limits, LoadSpec, Registry, Value};
+use wasm_engine::{Limits, LoadSpec, LoadedModule, Registry, Value};
 
 /// One instance: the tests look at a single instance's output.
 const ONE: Limits = Limits {
@@ -59,7 +59,7 @@ const COMMAND: &str = r#"(module
 #[test]
 fn a_wasi_command_runs_and_exits_with_its_code() {
     let wasm = wat::parse_str(COMMAND).unwrap();
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let spec = LoadSpec {
         name: "cmd",
         wasm: &wasm,
@@ -127,7 +127,7 @@ fn exit_from_a_call_is_reported() {
             (func (export "quit") (param i32) (result i32) (call $exit (local.get 0)) (i32.const 9)))"#,
     )
     .unwrap();
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let spec = LoadSpec {
         name: "q",
         wasm: &wasm,
@@ -154,7 +154,7 @@ fn long_lines_are_split_not_dropped() {
             (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))"#,
     )
     .unwrap();
-    let mut reg = Registry::<TestHost>::new();
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
     let spec = LoadSpec {
         name: "long",
         wasm: &wasm,

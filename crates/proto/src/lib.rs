@@ -26,7 +26,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this crate speaks. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Frame magic: the bytes `WASM`.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"WASM");
@@ -328,11 +328,23 @@ pub struct InstanceInfo {
     pub memory: u64,
 }
 
+/// How a module's code runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Tier {
+    /// Interpreted by the engine (loaded through `/dev/wasm`).
+    Interpreted,
+    /// Compiled ahead of time into a kernel module of its own (`wasmctl compile`), which
+    /// registered itself with wasm.ko.
+    Native,
+}
+
 /// A loaded module as `List` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModuleInfo {
     /// Registry name.
     pub name: String,
+    /// How its code runs.
+    pub tier: Tier,
     /// Size of the module's binary.
     pub wasm_size: u64,
     /// The entrypoint run at load, empty if none.

@@ -9,13 +9,13 @@
 
 use crate::alloc_kernel::try_box;
 use crate::ffi;
-use crate::host::KernelHost;
+use crate::module::Module;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::ffi::c_void;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU16, Ordering};
-use wasm_engine::{LoadedModule, RawError};
+use wasm_engine::RawError;
 use wasm_proto::{errno, MAX_VALUES};
 
 /// Most modules callable from eBPF at once: every loaded module.
@@ -23,7 +23,7 @@ pub const TABLE_SIZE: usize = wasm_engine::MAX_MODULES;
 
 /// A module as eBPF sees it.
 struct Published {
-    module: Arc<LoadedModule<KernelHost>>,
+    module: Arc<Module>,
     generation: u16,
 }
 
@@ -81,7 +81,7 @@ pub struct Entry(Box<Published>);
 
 impl Entry {
     /// The entry for `module`, or `None` when out of memory.
-    pub fn new(module: Arc<LoadedModule<KernelHost>>) -> Option<Self> {
+    pub fn new(module: Arc<Module>) -> Option<Self> {
         try_box(Published {
             module,
             generation: 0,
@@ -187,7 +187,7 @@ fn lookup(module: &[u8], function: &[u8]) -> i64 {
 /// it even when the call is abandoned: nothing here may own it).
 unsafe fn with_module<R>(
     handle: i64,
-    f: impl FnOnce(&LoadedModule<KernelHost>, usize) -> Result<R, RawError>,
+    f: impl FnOnce(&Module, usize) -> Result<R, RawError>,
 ) -> Result<R, i32> {
     let (slot, generation, export) = parse(handle).ok_or(errno::ENOENT)?;
     // SAFETY: guaranteed by the caller.

@@ -2,7 +2,8 @@
 //!
 //! This is the only module that declares foreign functions; the rest of the crate is safe Rust.
 
-use core::ffi::c_void;
+use core::ffi::{c_char, c_void, CStr};
+use core::ptr;
 
 mod raw {
     use core::ffi::c_void;
@@ -38,6 +39,9 @@ mod raw {
         pub fn wasm_shim_rcu_read_lock();
         pub fn wasm_shim_rcu_read_unlock();
         pub fn wasm_shim_synchronize_rcu();
+        pub fn wasm_shim_native_call(call: *mut super::NativeCall) -> i32;
+        pub fn wasm_shim_module_get(owner: *mut c_void) -> bool;
+        pub fn wasm_shim_module_put(owner: *mut c_void);
     }
 }
 
@@ -292,4 +296,387 @@ pub fn rcu_read_unlock() {
 pub fn synchronize_rcu() {
     // SAFETY: called only from process context, outside RCU read-side sections.
     unsafe { raw::wasm_shim_synchronize_rcu() }
+}
+
+/// A native module's entry: `wasm_native_entry_t`.
+type EntryFn = unsafe extern "C" fn(inst: *mut c_void, lanes: *mut u64);
+/// A native module's instantiation and release functions.
+type InitFn = unsafe extern "C" fn(inst: *mut c_void);
+
+/// `struct wasm_native_func` (`kmod/wasm_native.h`).
+#[repr(C)]
+struct RawNativeFunc {
+    module: *const c_char,
+    name: *const c_char,
+    params: *const c_char,
+    results: *const c_char,
+    entry: Option<EntryFn>,
+}
+
+/// `struct wasm_native_module` (`kmod/wasm_native.h`).
+#[repr(C)]
+pub struct RawNativeModule {
+    abi: u32,
+    flags: u32,
+    name: *const c_char,
+    owner: *mut c_void,
+    wasm_size: u64,
+    instance_size: usize,
+    instantiate: Option<InitFn>,
+    release: Option<InitFn>,
+    exports: *const RawNativeFunc,
+    nr_exports: u32,
+    imports: *const RawNativeFunc,
+    nr_imports: u32,
+    instances: u32,
+    fuel: u64,
+    bpf_fuel: u64,
+    memory: u64,
+}
+
+/// `struct wasm_native_memory`.
+#[repr(C)]
+struct RawNativeMemory {
+    data: *mut u8,
+    size: u64,
+    pages: u32,
+    max_pages: u32,
+}
+
+/// The head of `struct wasm_native_instance`.
+#[repr(C)]
+struct RawNativeInstance {
+    fuel: i64,
+    stack_floor: usize,
+    memory: *mut RawNativeMemory,
+}
+
+/// `struct wasm_shim_native_call` (`wasm_shim.h`).
+#[repr(C)]
+pub struct NativeCall {
+    entry: Option<EntryFn>,
+    init: Option<InitFn>,
+    inst: *mut c_void,
+    lanes: *mut u64,
+    fuel: u64,
+    owner: *const c_void,
+    cpu: u32,
+    flags: u32,
+    fuel_used: u64,
+    trap: i32,
+    prev: *mut NativeCall,
+    sp: usize,
+    fuel_left: u64,
+}
+
+/// `WASM_NATIVE_FPU`: the code uses floating point.
+const NATIVE_FPU: u32 = 0x1;
+/// `WASM_SHIM_NATIVE_MAY_SLEEP`.
+const CALL_MAY_SLEEP: u32 = 0x2;
+
+/// The bytes of a C string (empty for null).
+///
+/// # Safety
+///
+/// `s` is null or a NUL-terminated string that outlives `'a`.
+unsafe fn c_bytes<'a>(s: *const c_char) -> &'a [u8] {
+    if s.is_null() {
+        return &[];
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { CStr::from_ptr(s) }.to_bytes()
+}
+
+/// A function of a native module's description.
+pub struct NativeFunc<'a> {
+    /// The import module (empty for exports).
+    pub module: &'a [u8],
+    /// The name.
+    pub name: &'a [u8],
+    /// Parameter types, one letter each (`i I f F`).
+    pub params: &'a [u8],
+    /// Result types.
+    pub results: &'a [u8],
+}
+
+/// A native module's description, as its kernel module registered it.
+///
+/// # Invariants
+///
+/// `raw` points to a `struct wasm_native_module` (with its strings, arrays and code) that
+/// stays valid while this value lives: the kernel module that holds it is in its init or
+/// exit function (which called wasm.ko), or pinned by a reference ([`NativeDesc::pin`]).
+#[derive(Clone, Copy)]
+pub struct NativeDesc {
+    raw: *const RawNativeModule,
+}
+
+// SAFETY: the description is immutable once registered; its code may run on any CPU.
+unsafe impl Send for NativeDesc {}
+// SAFETY: as for `Send`: nothing in it changes.
+unsafe impl Sync for NativeDesc {}
+
+impl NativeDesc {
+    /// Wraps the description passed to `wasm_native_register` or `wasm_native_unregister`.
+    ///
+    /// # Safety
+    ///
+    /// `raw` is the argument of one of those calls, made by the module's init or exit
+    /// function, and the value is used only during that call or while [`Self::pin`]ned.
+    pub unsafe fn new(raw: *const RawNativeModule) -> Self {
+        NativeDesc { raw }
+    }
+
+    fn raw(&self) -> &RawNativeModule {
+        // SAFETY: valid by the type invariant.
+        unsafe { &*self.raw }
+    }
+
+    /// Whether `other` describes the same module.
+    pub fn same(&self, other: &NativeDesc) -> bool {
+        ptr::eq(self.raw, other.raw)
+    }
+
+    /// The registry name.
+    pub fn name(&self) -> &[u8] {
+        // SAFETY: a NUL-terminated string of the description (type invariant).
+        unsafe { c_bytes(self.raw().name) }
+    }
+
+    /// Size of the Wasm module it was compiled from.
+    pub fn wasm_size(&self) -> u64 {
+        self.raw().wasm_size
+    }
+
+    /// Whether its code uses floating point.
+    pub fn fpu(&self) -> bool {
+        self.raw().flags & NATIVE_FPU != 0
+    }
+
+    /// The limits its parameters ask for: instances, fuel, eBPF fuel, memory (0: default).
+    pub fn limits(&self) -> (u32, u64, u64, u64) {
+        let r = self.raw();
+        (r.instances, r.fuel, r.bpf_fuel, r.memory)
+    }
+
+    fn funcs(&self, table: *const RawNativeFunc, n: u32) -> impl Iterator<Item = NativeFunc<'_>> {
+        (0..n as usize).map(move |i| {
+            // SAFETY: `table` has `n` entries, with NUL-terminated strings (type invariant).
+            unsafe {
+                let f = &*table.add(i);
+                NativeFunc {
+                    module: c_bytes(f.module),
+                    name: c_bytes(f.name),
+                    params: c_bytes(f.params),
+                    results: c_bytes(f.results),
+                }
+            }
+        })
+    }
+
+    /// The exports, in order.
+    pub fn exports(&self) -> impl Iterator<Item = NativeFunc<'_>> {
+        self.funcs(self.raw().exports, self.raw().nr_exports)
+    }
+
+    /// The imports, in the order of `wasm_native_import`'s indices.
+    pub fn imports(&self) -> impl Iterator<Item = NativeFunc<'_>> {
+        self.funcs(self.raw().imports, self.raw().nr_imports)
+    }
+
+    /// Takes a reference on the kernel module that holds the description, so that it stays
+    /// loaded; `false` if it is going away.
+    pub fn pin(&self) -> bool {
+        // SAFETY: `owner` is the module's `THIS_MODULE`, live by the type invariant.
+        unsafe { raw::wasm_shim_module_get(self.raw().owner) }
+    }
+
+    /// Drops the reference [`Self::pin`] took.
+    ///
+    /// # Safety
+    ///
+    /// Pairs with one successful `pin`; the description is not used afterwards unless
+    /// another reference keeps it valid.
+    pub unsafe fn unpin(&self) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { raw::wasm_shim_module_put(self.raw().owner) }
+    }
+}
+
+/// How a native call runs out.
+pub enum NativeOutcome {
+    /// It returned; the fuel it used.
+    Returned(u64),
+    /// It trapped (a `WASM_NATIVE_TRAP_*` or `wasm_rt_trap_t` code); the fuel it used.
+    Trapped(i32, u64),
+    /// It could not start: the FPU is not usable in this context.
+    Busy,
+}
+
+/// One instance of a native module: its zeroed memory of `instance_size` bytes, instantiated.
+///
+/// # Invariants
+///
+/// `mem` holds `instance_size` bytes of `desc`, aligned for its head, instantiated by `desc`'s
+/// code (until [`NativeInstance::release`]); only the holder of `&mut self` uses it.
+pub struct NativeInstance {
+    mem: *mut u8,
+    layout: core::alloc::Layout,
+}
+
+// SAFETY: an instance belongs to no CPU or task; whoever holds it exclusively may call it.
+unsafe impl Send for NativeInstance {}
+
+impl NativeInstance {
+    /// Allocates and instantiates an instance of `desc` (memories, tables, data, start
+    /// function), as a call with `fuel` from process context, `owner` answering its host
+    /// calls.
+    ///
+    /// # Errors
+    ///
+    /// `Err(None)` when out of memory, `Err(Some(trap))` when the instantiation trapped (its
+    /// partial state released).
+    pub fn new(
+        desc: &NativeDesc,
+        cpu: u32,
+        fuel: u64,
+        owner: *const c_void,
+    ) -> Result<Self, Option<i32>> {
+        let size = desc
+            .raw()
+            .instance_size
+            .max(core::mem::size_of::<RawNativeInstance>());
+        let layout = core::alloc::Layout::from_size_align(size, 16).map_err(|_| None)?;
+        // SAFETY: the layout has a non-zero size.
+        let mem = unsafe { alloc::alloc::alloc_zeroed(layout) };
+        if mem.is_null() {
+            return Err(None);
+        }
+        let inst = NativeInstance { mem, layout };
+        match inst.run(
+            desc.raw().instantiate,
+            None,
+            ptr::null_mut(),
+            fuel,
+            CALL_MAY_SLEEP,
+            cpu,
+            owner,
+        ) {
+            NativeOutcome::Returned(_) => Ok(inst),
+            NativeOutcome::Trapped(trap, _) => {
+                inst.release(desc, cpu, owner);
+                Err(Some(trap))
+            }
+            NativeOutcome::Busy => {
+                inst.release(desc, cpu, owner);
+                Err(None)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        init: Option<InitFn>,
+        entry: Option<EntryFn>,
+        lanes: *mut u64,
+        fuel: u64,
+        flags: u32,
+        cpu: u32,
+        owner: *const c_void,
+    ) -> NativeOutcome {
+        let mut call = NativeCall {
+            entry,
+            init,
+            inst: self.mem.cast(),
+            lanes,
+            fuel,
+            owner,
+            cpu,
+            flags,
+            fuel_used: 0,
+            trap: 0,
+            prev: ptr::null_mut(),
+            sp: 0,
+            fuel_left: 0,
+        };
+        // SAFETY: `call` is fully initialised and lives across the call; `inst` is an
+        // instance of the module whose function `init` or `entry` is (type invariant), and
+        // `lanes` holds as many lanes as that function's parameters and results (callers).
+        match unsafe { raw::wasm_shim_native_call(&mut call) } {
+            0 => NativeOutcome::Returned(call.fuel_used),
+            trap if trap > 0 => NativeOutcome::Trapped(trap, call.fuel_used),
+            _ => NativeOutcome::Busy,
+        }
+    }
+
+    /// Calls export `index` of `desc` with `lanes` (arguments in, results out) and `fuel`.
+    /// `may_sleep`: process context, where slices end with `cond_resched()`.
+    ///
+    /// # Safety
+    ///
+    /// `lanes` has room for the export's parameters and results; `desc` is this instance's
+    /// module and `index` one of its exports.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn call(
+        &mut self,
+        desc: &NativeDesc,
+        index: usize,
+        lanes: &mut [u64],
+        fuel: u64,
+        may_sleep: bool,
+        cpu: u32,
+        owner: *const c_void,
+    ) -> NativeOutcome {
+        let r = desc.raw();
+        // SAFETY: `index` is below `nr_exports` (caller).
+        let entry = unsafe { (*r.exports.add(index)).entry };
+        let mut flags = if may_sleep { CALL_MAY_SLEEP } else { 0 };
+        if desc.fpu() {
+            flags |= NATIVE_FPU;
+        }
+        self.run(None, entry, lanes.as_mut_ptr(), fuel, flags, cpu, owner)
+    }
+
+    /// The instance's linear memory 0, if it has one.
+    pub fn memory(&mut self) -> Option<&mut [u8]> {
+        // SAFETY: the head is the start of the instance (type invariant); its memory, once
+        // set, points into the instance, and `data`/`size` describe the allocation the
+        // runtime made through `wasm_rs_native_resize`.
+        unsafe { memory_of(self.mem.cast()) }
+    }
+
+    /// Frees the instance's memories and tables (`desc`'s release function) and the instance.
+    pub fn release(self, desc: &NativeDesc, cpu: u32, owner: *const c_void) {
+        let this = core::mem::ManuallyDrop::new(self);
+        let flags = CALL_MAY_SLEEP | if desc.fpu() { NATIVE_FPU } else { 0 };
+        this.run(
+            desc.raw().release,
+            None,
+            ptr::null_mut(),
+            u64::MAX,
+            flags,
+            cpu,
+            owner,
+        );
+        // SAFETY: allocated in `new` with this layout, released above, never used again.
+        unsafe { alloc::alloc::dealloc(this.mem, this.layout) };
+    }
+}
+
+/// The linear memory of the instance whose head is at `inst`.
+///
+/// # Safety
+///
+/// `inst` points to a live instance head that nothing else accesses meanwhile.
+pub unsafe fn memory_of<'a>(inst: *mut c_void) -> Option<&'a mut [u8]> {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        let head = &*inst.cast::<RawNativeInstance>();
+        let mem = head.memory.as_ref()?;
+        if mem.data.is_null() {
+            return Some(&mut []);
+        }
+        Some(core::slice::from_raw_parts_mut(mem.data, mem.size as usize))
+    }
 }

@@ -13,6 +13,8 @@ mod bpf;
 mod ffi;
 mod guard;
 mod host;
+mod module;
+mod native;
 mod session;
 
 use core::ffi::c_void;

@@ -2,17 +2,18 @@
 
 use crate::alloc_kernel::try_box;
 use crate::bpf;
-use crate::ffi::{self, RegistryLock, UserPtr};
+use crate::ffi::{self, NativeDesc, RegistryLock, UserPtr};
 use crate::guard::{self, Failure};
 use crate::host::{log_fmt, try_format, KernelHost};
+use crate::module::Module;
 use alloc::boxed::Box;
-use alloc::string::ToString;
+use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use wasm_engine::{Error, FuncSig, LoadSpec, LoadedModule, Registry, TryLock};
+use wasm_engine::{Error, FuncSig, LoadSpec, LoadedModule, MemoryBudget, Registry, TryLock};
 use wasm_proto::{
     errno, FrameError, Request, Response, StackPeak, Stats, ValType, MAX_REQUEST_LEN,
 };
@@ -22,14 +23,14 @@ use wasm_proto::{
 /// # Invariants
 ///
 /// The registry is only touched while the shim's registry mutex is held ([`with_registry`]).
-struct Global(UnsafeCell<Registry<KernelHost>>);
+struct Global(UnsafeCell<Registry<Module>>);
 
 // SAFETY: every access goes through `with_registry`, which holds the kernel mutex.
 unsafe impl Sync for Global {}
 
 static REGISTRY: Global = Global(UnsafeCell::new(Registry::new()));
 
-fn with_registry<R>(f: impl FnOnce(&mut Registry<KernelHost>) -> R) -> R {
+fn with_registry<R>(f: impl FnOnce(&mut Registry<Module>) -> R) -> R {
     let _lock = RegistryLock::lock();
     // SAFETY: the mutex is held for the lifetime of this borrow (the invariant of `Global`).
     f(unsafe { &mut *REGISTRY.0.get() })
@@ -245,7 +246,7 @@ impl core::fmt::Display for Arity<'_> {
 
 /// Logs what was loaded, as the original module did. Does not allocate (it runs after the
 /// module was published).
-fn log_module(module: &LoadedModule<KernelHost>) {
+fn log_module(module: &Module) {
     log_fmt(format_args!(
         "wasm: vm for cpu = 0..{}",
         module.instances() - 1
@@ -259,19 +260,14 @@ fn log_module(module: &LoadedModule<KernelHost>) {
     }
 }
 
-fn load(spec: LoadSpec<'_>) -> Result<Response, Error> {
-    log_fmt(format_args!("wasm: loading module: {}", spec.name));
-    let budget = with_registry(|r| r.check_free(spec.name).map(|()| r.budget()))?;
-    let mut module = LoadedModule::<KernelHost>::load(&spec, budget)?;
-    if !module.entrypoint().is_empty() {
-        log_fmt(format_args!(
-            "wasm: calling module entrypoint: {}",
-            module.entrypoint()
-        ));
-    }
-    let entry_result = module.run_entrypoint()?;
-    let instances = module.instances() as u32;
-    let module = Arc::new(module);
+/// Fails early if `name` is malformed or taken; returns the budget modules draw from.
+pub fn check_free(name: &str) -> Result<&'static MemoryBudget, Error> {
+    with_registry(|r| r.check_free(name).map(|()| r.budget()))
+}
+
+/// Adds a module to the registry and publishes it to eBPF, then logs it; nothing changes
+/// if that fails.
+pub fn install(module: Arc<Module>) -> Result<(), Error> {
     let entry = bpf::Entry::new(module.clone()).ok_or(Error::OutOfMemory)?;
     with_registry(|r| {
         r.insert(module.clone())?;
@@ -285,6 +281,30 @@ fn load(spec: LoadSpec<'_>) -> Result<Response, Error> {
         Ok(())
     })?;
     log_module(&module);
+    Ok(())
+}
+
+/// Whether the native module `desc` is in the registry.
+pub fn native_registered(desc: &NativeDesc) -> bool {
+    with_registry(|r| {
+        r.get(&String::from_utf8_lossy(desc.name()))
+            .is_ok_and(|m| matches!(&*m, Module::Native(n) if n.describes(desc)))
+    })
+}
+
+fn load(spec: LoadSpec<'_>) -> Result<Response, Error> {
+    log_fmt(format_args!("wasm: loading module: {}", spec.name));
+    let budget = check_free(spec.name)?;
+    let mut module = LoadedModule::<KernelHost>::load(&spec, budget)?;
+    if !module.entrypoint().is_empty() {
+        log_fmt(format_args!(
+            "wasm: calling module entrypoint: {}",
+            module.entrypoint()
+        ));
+    }
+    let entry_result = module.run_entrypoint()?;
+    let instances = module.instances() as u32;
+    install(Arc::new(Module::Interpreted(module)))?;
     Ok(Response::Loaded {
         instances,
         entry_result,

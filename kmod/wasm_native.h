@@ -92,6 +92,14 @@ struct wasm_native_module {
 	u32 nr_exports;
 	const struct wasm_native_func *imports;
 	u32 nr_imports;
+	/*
+	 * Limits, from the module's parameters (fuel, bpf_fuel, memory,
+	 * instances); 0 takes wasm.ko's default, as in a load request.
+	 */
+	u32 instances;
+	u64 fuel;
+	u64 bpf_fuel;
+	u64 memory;
 };
 
 /* The code uses floating point: calls run inside kernel_fpu_begin/end. */

@@ -87,6 +87,8 @@ expect_fail endless-out-of-fuel "ran out of fuel \(budget 20000000\) \(ETIME\)" 
 expect_ok responsive-after-endless "^2$" $W call probe add 1 1
 if $W list | grep -q -E 'traps 1 '; then ok endless-counted-as-trap; else ko endless-counted-as-trap "$($W list)"; fi
 expect_fail trap-unreachable "trapped.*unreachable.*\(EFAULT\)" $W call probe boom
+expect_fail trap-out-of-bounds "trapped: out of bounds memory access \(EFAULT\)" $W call probe peek 2147483647
+expect_ok in-bounds-read "^-?[0-9]+$" $W call probe peek 1024
 expect_fail deep-recursion-traps "call stack exhausted" $W call probe recurse 100000
 expect_ok recursion-5000 "^5000$" $W call probe recurse 5000
 expect_ok forever-load "loaded forever" $W load $G/probe.wasm --name forever --entrypoint "" --fuel 1000000000000000
@@ -287,6 +289,74 @@ done
 $W load /languages/c-primes.wasm --name c-args --arg one --arg "two words" --env A=1 > /dev/null
 if dmesg | grep -q "c-args: args = 3"; then ok wasi-args-from-load; else ko wasi-args-from-load "$(dmesg | grep c-args)"; fi
 $W unload c-args > /dev/null
+
+# --- native tier: the same scenarios on guests compiled ahead of time ----------------------
+# /native/*.ko were built for this kernel by `wasmctl compile`: each registers with wasm.ko at
+# insmod (entrypoint run on every instance), then is listed, called and unloaded like a load.
+N=/native
+base=$(live)
+mods=$(modules)
+expect_fail native-memory-limit "Cannot allocate memory" insmod $N/hello_native.ko memory=65536
+expect_klog native-memory-limit-logged "registration of native module 'hello-native' failed: memory limit"
+hello=$(dmesg | grep -c 'Hello, world!')
+expect_ok native-insmod "" insmod $N/hello_native.ko
+expect_klog native-registered "wasm: registering native module: hello-native"
+if [ "$(dmesg | grep -c 'Hello, world!')" = $((hello + 2)) ]; then ok native-hello-once-per-cpu; else ko native-hello-once-per-cpu "$(dmesg | grep -c 'Hello, world!') lines"; fi
+expect_ok native-list-tier "^hello-native  \(native, [0-9]+ bytes, entrypoint main" $W list
+expect_ok native-list-json '"name":"hello-native","tier":"native"' $W list --json
+expect_fail native-name-taken "already loaded \(EEXIST\)" $W load $G/hello_world_rust.wasm --name hello-native
+expect_ok native-probe-insmod "" insmod $N/probe_native.ko fuel=20000000 bpf_fuel=5000000
+# The entrypoint's lines, printed by each of the 2 instances: the first instance's.
+lines=$(wc -l < /tmp/user.txt)
+dmesg | grep -o 'probe: .*' | tail -n $((2 * lines)) | head -n "$lines" > /tmp/native.txt
+if [ -s /tmp/user.txt ] && cmp -s /tmp/user.txt /tmp/native.txt; then ok native-float-equals-user; else ko native-float-equals-user "$(cat /tmp/native.txt)"; fi
+expect_ok native-call-i32 "^42$" $W call probe-native add 2 40
+expect_ok native-call-i32-negative "^-5$" $W call probe-native add -2 -3
+expect_ok native-call-i64 "^12884901888$" $W call probe-native mul64 4294967296 3
+expect_ok native-call-f64 "^5.0$" $W call probe-native hypot 3 4
+expect_ok native-call-f32 "^0.25$" $W call probe-native quarter 1
+expect_ok native-call-cpu-import "^[01]$" $W call probe-native cpu
+expect_fail native-call-unknown-function "exports no function 'nope'" $W call probe-native nope
+expect_fail native-endless-out-of-fuel "ran out of fuel \(budget 20000000\) \(ETIME\)" $W call probe-native spin
+expect_ok native-responsive-after-endless "^2$" $W call probe-native add 1 1
+expect_fail native-trap-unreachable "trapped.*unreachable.*\(EFAULT\)" $W call probe-native boom
+expect_fail native-trap-out-of-bounds "trapped: out of bounds memory access \(EFAULT\)" $W call probe-native peek 2147483647
+expect_ok native-in-bounds-read "^-?[0-9]+$" $W call probe-native peek 1024
+expect_fail native-deep-recursion-traps "call stack exhausted" $W call probe-native recurse 100000
+expect_ok native-recursion-300 "^300$" $W call probe-native recurse 300
+if $W list | grep -A30 '^probe-native ' | grep -q -E 'traps [1-9]'; then ok native-traps-counted; else ko native-traps-counted "$($W list)"; fi
+$W load $G/hello_world_rust.wasm --name forever-native > /dev/null
+expect_fail native-registration-name-taken "File exists" insmod $N/forever_native.ko
+$W unload forever-native > /dev/null
+expect_ok native-forever-insmod "" insmod $N/forever_native.ko fuel=1000000000000000
+$W call forever-native spin > /tmp/spin.txt 2>&1 &
+pid=$!
+sleep 3
+if kill -0 "$pid" 2>/dev/null; then ok native-endless-still-running; else ko native-endless-still-running "$(cat /tmp/spin.txt)"; fi
+expect_ok native-responsive-during-endless "^7$" $W call probe-native add 3 4
+kill -9 "$pid"
+wait "$pid"
+rc=$?
+if [ "$rc" = 137 ]; then ok native-endless-killable; else ko native-endless-killable "exit $rc"; fi
+sleep 1
+expect_ok native-instance-free-after-kill "^3$" $W call forever-native add 1 2
+expect_ok native-bpf-call-i32 "ret=1 results=42$" $B call $K --module probe-native --function add 40 2
+expect_ok native-bpf-call-f64 "ret=1 results=4617315517961601024$" \
+	$B call $K --module probe-native --function hypot 4613937818241073152 4616189618054758400
+expect_ok native-bpf-buffer-in-out "ret=0 result=11 buf=HELLO WORLD$" $B call-buf $K --module probe-native --function upper --data "hello world"
+expect_ok native-bpf-trap "ret=-14" $B call $K --module probe-native --function boom
+expect_ok native-bpf-out-of-bounds "ret=-14" $B call $K --module probe-native --function peek 2147483647
+expect_ok native-bpf-endless-out-of-fuel "ret=-62" $B call $K --module probe-native --function spin
+expect_ok native-bpf-deep-recursion-traps "ret=-14" $B call $K --module probe-native --function recurse 100000
+expect_ok native-bpf-still-callable "ret=1 results=7$" $B call $K --module probe-native --function add 3 4
+expect_fail native-rmmod-while-registered "in use|unavailable" rmmod probe_native
+for m in hello forever probe; do
+	expect_ok "native-unload-$m" "unloaded $m-native" $W unload "$m-native"
+	tries=0
+	until rmmod "${m}_native" 2>/dev/null || [ $tries -ge 10 ]; do tries=$((tries + 1)); sleep 1; done
+	if [ ! -e "/sys/module/${m}_native" ]; then ok "native-rmmod-$m"; else ko "native-rmmod-$m" "still loaded"; fi
+done
+if [ "$(live)" = "$base" ] && [ "$(modules)" = "$mods" ]; then ok native-unload-frees-everything; else ko native-unload-frees-everything "live $(live), was $base, $(modules) modules"; fi
 
 # --- rmmod with modules loaded ------------------------------------------------------------
 $W load $G/hello_world_rust.wasm --name left-behind > /dev/null

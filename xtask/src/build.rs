@@ -138,6 +138,7 @@ pub fn module(root: &Path, kernel: &Kernel, out: &Path) -> Result<PathBuf> {
 pub const NATIVE_GUESTS: &[(&str, &str)] = &[
     ("hello_world_rust.wasm", "hello_native"),
     ("probe.wasm", "probe_native"),
+    ("probe.wasm", "forever_native"),
 ];
 
 /// Compiles the [`NATIVE_GUESTS`] into native modules for `kernel` with `wasmctl compile`,

@@ -159,6 +159,14 @@ pub extern "C" fn boom() -> i32 {
     core::arch::wasm32::unreachable()
 }
 
+/// Reads the `i32` at `addr` in linear memory: an address past its end traps (the bounds
+/// check every tier must make).
+#[no_mangle]
+pub extern "C" fn peek(addr: usize) -> i32 {
+    // SAFETY: deliberately any address: Wasm checks it against the memory's size.
+    unsafe { core::ptr::read_volatile(addr as *const i32) }
+}
+
 /// Recurses `n` deep; returns `n`.
 #[no_mangle]
 pub extern "C" fn recurse(n: i32) -> i32 {

@@ -6,7 +6,8 @@ insmod /lib/wasm.ko memory_cap_mb=1024 || echo "BENCH-ERROR insmod failed"
 sleep 5
 # The workloads on wasm.ko and on the user-space engines, on the same kernel.
 wasm-bench suite --guest /guests/bench_guest.wasm --scale "$SCALE" --rounds 1 \
-	--engine wasm-ko --engine kernel-build --engine user-build --engine wasm3 --engine wasmtime ||
+	--engine wasm-ko --engine wasm-ko-native --native-ko /native/bench_native.ko \
+	--engine kernel-build --engine user-build --engine wasm3 --engine wasmtime ||
 	echo "BENCH-ERROR wasm-bench suite failed"
 # Load time and memory against the number of instances (the kernel has 64 possible CPUs).
 wasm-bench scaling --guest /guests/probe.wasm --instances 1 --instances 2 --instances 8 \

@@ -307,9 +307,10 @@ expect_ok native-list-json '"name":"hello-native","tier":"native"' $W list --jso
 expect_fail native-name-taken "already loaded \(EEXIST\)" $W load $G/hello_world_rust.wasm --name hello-native
 expect_ok native-probe-insmod "" insmod $N/probe_native.ko fuel=20000000 bpf_fuel=5000000
 # The entrypoint's lines, printed by each of the 2 instances: the first instance's.
-lines=$(wc -l < /tmp/user.txt)
+$W run $G/probe.wasm > /tmp/probe-user.txt
+lines=$(wc -l < /tmp/probe-user.txt)
 dmesg | grep -o 'probe: .*' | tail -n $((2 * lines)) | head -n "$lines" > /tmp/native.txt
-if [ -s /tmp/user.txt ] && cmp -s /tmp/user.txt /tmp/native.txt; then ok native-float-equals-user; else ko native-float-equals-user "$(cat /tmp/native.txt)"; fi
+if [ -s /tmp/probe-user.txt ] && cmp -s /tmp/probe-user.txt /tmp/native.txt; then ok native-float-equals-user; else ko native-float-equals-user "$(cat /tmp/native.txt)"; fi
 expect_ok native-call-i32 "^42$" $W call probe-native add 2 40
 expect_ok native-call-i32-negative "^-5$" $W call probe-native add -2 -3
 expect_ok native-call-i64 "^12884901888$" $W call probe-native mul64 4294967296 3

@@ -35,9 +35,10 @@ impl Scale {
 pub const GUEST: &str = "bench/guest/target/wasm32-unknown-unknown/release/bench_guest.wasm";
 
 /// Engines in table order, with their column titles.
-const ENGINES: [(&str, &str); 6] = [
+const ENGINES: [(&str, &str); 7] = [
     ("native", "native"),
     ("wasm.ko", "wasm.ko"),
+    ("wasm.ko-native", "wasm.ko native tier"),
     ("kernel-build", "kernel build, user"),
     ("user-build", "engine, user build"),
     ("wasm3", "wasm3, user"),
@@ -148,6 +149,11 @@ pub fn table(f: &Figures, engines: &[&str]) -> String {
         out.push_str(" wasm.ko ÷ kernel build |");
         rule.push_str("---:|");
     }
+    let tier = engines.contains(&"wasm.ko-native");
+    if tier {
+        out.push_str(" native tier × native | wasm.ko ÷ native tier |");
+        rule.push_str("---:|---:|");
+    }
     out.push('\n');
     out.push_str(&rule);
     out.push('\n');
@@ -179,6 +185,14 @@ pub fn table(f: &Figures, engines: &[&str]) -> String {
                 out,
                 " {} |",
                 ratio(get("wasm.ko", w), get("kernel-build", w))
+            );
+        }
+        if tier {
+            let _ = write!(
+                out,
+                " {} | {} |",
+                ratio(get("wasm.ko-native", w), native),
+                ratio(get("wasm.ko", w), get("wasm.ko-native", w))
             );
         }
         out.push('\n');
@@ -257,7 +271,7 @@ pub fn chart(f: &Figures, title: &str) -> String {
         .map(|(k, _)| *k)
         .filter(|k| *k != "native")
         .collect();
-    let colours = ["#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd"];
+    let colours = ["#d62728", "#8c564b", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd"];
     let workloads: Vec<&str> = WORKLOADS
         .iter()
         .copied()
@@ -377,7 +391,7 @@ pub fn run(
     let user: Vec<&str> = ENGINES
         .iter()
         .map(|(k, _)| *k)
-        .filter(|k| *k != "wasm.ko")
+        .filter(|k| !k.starts_with("wasm.ko"))
         .collect();
     let _ = write!(
         report,

@@ -38,6 +38,7 @@ pub fn userland(root: &Path) -> Result<Userland> {
         "--no-print-directory",
         "rust-kmod",
         "build-samples",
+        "build-bench-guest",
         "build-bpf",
         "build-languages",
     ]))?;
@@ -133,17 +134,29 @@ pub fn module(root: &Path, kernel: &Kernel, out: &Path) -> Result<PathBuf> {
     Ok(ko)
 }
 
-/// The guests the VM tests also run as native modules: `(guest file under `guests`, kernel
-/// module name)`.
+/// The guests the VM tests and the benchmark also run as native modules: `(guest, relative
+/// to the project root, kernel module name)`; the registry name is the module name with `-`
+/// for `_`.
 pub const NATIVE_GUESTS: &[(&str, &str)] = &[
-    ("hello_world_rust.wasm", "hello_native"),
-    ("probe.wasm", "probe_native"),
-    ("probe.wasm", "forever_native"),
+    (
+        "samples/target/wasm32-unknown-unknown/release/hello_world_rust.wasm",
+        "hello_native",
+    ),
+    (
+        "samples/target/wasm32-unknown-unknown/release/probe.wasm",
+        "probe_native",
+    ),
+    (
+        "samples/target/wasm32-unknown-unknown/release/probe.wasm",
+        "forever_native",
+    ),
+    (crate::bench::GUEST, "bench_native"),
 ];
 
 /// Compiles the [`NATIVE_GUESTS`] into native modules for `kernel` with `wasmctl compile`,
 /// against the `wasm.ko` built in `kmod` (its `Module.symvers`), into `out`.
 pub fn native_modules(
+    root: &Path,
     userland: &Userland,
     kernel: &Kernel,
     kmod: &Path,
@@ -155,7 +168,7 @@ pub fn native_modules(
         let ko = out.join(format!("{module}.ko"));
         run(Command::new(&userland.wasmctl)
             .arg("compile")
-            .arg(userland.guests.join(guest))
+            .arg(root.join(guest))
             .arg("-o")
             .arg(&ko)
             .arg("--name")

@@ -140,8 +140,13 @@ fn prepare_kernels(root: &Path, kernels: Vec<Kernel>) -> Result<(build::Userland
     for kernel in kernels {
         let dir = root.join("target/vm").join(&kernel.release);
         let module = build::module(root, &kernel, &dir.join("kmod"))?;
-        let native =
-            build::native_modules(&userland, &kernel, &dir.join("kmod"), &dir.join("native"))?;
+        let native = build::native_modules(
+            root,
+            &userland,
+            &kernel,
+            &dir.join("kmod"),
+            &dir.join("native"),
+        )?;
         prepared.push(Prepared {
             kernel,
             module,

@@ -5,6 +5,8 @@ use crate::protocol::{Device, Session};
 use crate::suite::{sig, Out, Sig};
 use anyhow::{anyhow, bail, Context, Result};
 use std::hint::black_box;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 use wasm_engine::{Host, LoadSpec, LoadedModule, Registry, Value};
 
@@ -21,6 +23,9 @@ pub enum Engine {
     Native,
     /// `wasm.ko` itself, through `/dev/wasm` (inside the VM).
     WasmKo,
+    /// The guest compiled into a native module (`wasmctl compile`), inserted with `insmod`
+    /// (timed as the load) and called through `/dev/wasm` (inside the VM).
+    WasmKoNative,
     /// `wasm.ko`'s Rust half, built for `x86_64-unknown-none` with the kernel's flags, driven
     /// through its `/dev/wasm` entry points in user space.
     KernelBuild,
@@ -47,6 +52,7 @@ impl Engine {
         match self {
             Engine::Native => "native",
             Engine::WasmKo => "wasm.ko",
+            Engine::WasmKoNative => "wasm.ko-native",
             Engine::KernelBuild => "kernel-build",
             Engine::UserBuild => "user-build",
             Engine::Wasm3 => "wasm3",
@@ -54,10 +60,12 @@ impl Engine {
         }
     }
 
-    /// Loads `wasm` (timed) and hands the guest to `body` with the load's duration.
+    /// Loads `wasm` (timed) and hands the guest to `body` with the load's duration. The
+    /// native tier inserts `native_ko` instead, the same guest compiled for this kernel.
     pub fn open(
         self,
         wasm: &[u8],
+        native_ko: Option<&Path>,
         body: &mut dyn FnMut(Duration, &mut dyn Guest) -> Result<()>,
     ) -> Result<()> {
         let started = Instant::now();
@@ -67,6 +75,23 @@ impl Engine {
                 let mut s = Session::new(Device::open()?);
                 s.load("bench", wasm, 1)?;
                 body(started.elapsed(), &mut s)
+            }
+            Engine::WasmKoNative => {
+                let ko = native_ko.context("the native tier needs --native-ko")?;
+                run_tool(
+                    Command::new("insmod")
+                        .arg(ko)
+                        .arg("instances=1")
+                        .arg(format!("fuel={FUEL}")),
+                )?;
+                let load = started.elapsed();
+                let mut s = Session::new(Device::open()?);
+                s.attach(NATIVE_NAME);
+                let result = body(load, &mut s);
+                s.unload()?;
+                let module = ko.file_stem().context("module name")?;
+                run_tool(Command::new("rmmod").arg(module))?;
+                result
             }
             Engine::KernelBuild => {
                 let mut s = Session::new(InProcess::open()?);
@@ -97,6 +122,17 @@ impl Engine {
             }
         }
     }
+}
+
+/// The registry name the benchmark's native module registers under (`wasmctl compile --name`).
+pub const NATIVE_NAME: &str = "bench-native";
+
+fn run_tool(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
 }
 
 /// wasm3's value stack, in slots: deep enough for fib's recursion.

@@ -266,4 +266,19 @@ mod shim {
 
     #[no_mangle]
     extern "C" fn wasm_shim_synchronize_rcu() {}
+
+    /// No native module registers in user space (registration comes from a kernel module's
+    /// init), so no native call is ever made.
+    #[no_mangle]
+    extern "C" fn wasm_shim_native_call(_call: *mut c_void) -> i32 {
+        std::process::abort()
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_module_get(_owner: *mut c_void) -> bool {
+        false
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_module_put(_owner: *mut c_void) {}
 }

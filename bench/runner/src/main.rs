@@ -48,6 +48,10 @@ struct SuiteArgs {
     /// Rounds per engine; each loads the guest afresh. Figures are medians.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
+    /// The guest compiled into a native module for the running kernel (`wasmctl compile`,
+    /// registry name `bench-native`), for `--engine wasm-ko-native`.
+    #[arg(long)]
+    native_ko: Option<PathBuf>,
 }
 
 /// Durations of one engine's workloads, and their results.
@@ -57,10 +61,16 @@ struct Samples {
     results: BTreeMap<&'static str, Out>,
 }
 
-fn run_engine(engine: Engine, wasm: &[u8], scale: Scale, rounds: u32) -> Result<Samples> {
+fn run_engine(
+    engine: Engine,
+    wasm: &[u8],
+    native_ko: Option<&std::path::Path>,
+    scale: Scale,
+    rounds: u32,
+) -> Result<Samples> {
     let mut samples = Samples::default();
     for _ in 0..rounds.max(1) {
-        engine.open(wasm, &mut |load, guest| {
+        engine.open(wasm, native_ko, &mut |load, guest| {
             samples.times.entry("load").or_default().push(load);
             for w in suite::workloads(scale) {
                 let mut args = w.args;
@@ -130,7 +140,7 @@ fn suite(cli: &SuiteArgs) -> Result<()> {
     engines.insert(0, Engine::Native);
     let mut expected = BTreeMap::new();
     for engine in engines {
-        let s = run_engine(engine, &wasm, cli.scale, cli.rounds)?;
+        let s = run_engine(engine, &wasm, cli.native_ko.as_deref(), cli.scale, cli.rounds)?;
         if engine == Engine::Native {
             expected = s.results.clone();
         }

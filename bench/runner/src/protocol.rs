@@ -84,6 +84,12 @@ impl<T: Transport> Session<T> {
         }
     }
 
+    /// Adopts the module `name`, loaded by other means (a native module's `insmod`): calls go
+    /// to it and [`Self::unload`] unloads it.
+    pub fn attach(&mut self, name: &str) {
+        self.loaded = Some(name.to_string());
+    }
+
     /// Unloads the module this session loaded.
     pub fn unload(&mut self) -> Result<()> {
         if let Some(name) = self.loaded.take() {

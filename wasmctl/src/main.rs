@@ -152,6 +152,16 @@ enum Command {
         /// The wasm2c to run (wabt 1.0.32).
         #[arg(long, default_value = "wasm2c")]
         wasm2c: PathBuf,
+        /// Sign the module with this private key (PEM), as `scripts/sign-file` does: for hosts
+        /// that enforce module signatures (Secure Boot), with a key the kernel trusts (a MOK).
+        #[arg(long, requires = "sign_cert")]
+        sign_key: Option<PathBuf>,
+        /// The X.509 certificate (DER or PEM) of --sign-key.
+        #[arg(long, requires = "sign_key")]
+        sign_cert: Option<PathBuf>,
+        /// Keep the debug information in the module (it is stripped by default).
+        #[arg(long)]
+        keep_debug: bool,
     },
     /// Run a module in user space on the same engine: `_debug` prints to stdout.
     Run {
@@ -211,6 +221,9 @@ fn execute(cli: &Cli) -> Result<()> {
             symvers,
             build_dir,
             wasm2c,
+            sign_key,
+            sign_cert,
+            keep_debug,
         } => {
             let (wasm, name) = read_module(file, name.as_deref())?;
             let ko = output
@@ -236,6 +249,8 @@ fn execute(cli: &Cli) -> Result<()> {
                 symvers: symvers.clone(),
                 build_dir,
                 wasm2c: wasm2c.clone(),
+                sign: sign_key.clone().zip(sign_cert.clone()),
+                keep_debug: *keep_debug,
             };
             let started = Instant::now();
             let compiled = wasm_aot::compile::compile(&opts)?;

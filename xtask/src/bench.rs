@@ -271,7 +271,9 @@ pub fn chart(f: &Figures, title: &str) -> String {
         .map(|(k, _)| *k)
         .filter(|k| *k != "native")
         .collect();
-    let colours = ["#d62728", "#8c564b", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd"];
+    let colours = [
+        "#d62728", "#8c564b", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd",
+    ];
     let workloads: Vec<&str> = WORKLOADS
         .iter()
         .copied()

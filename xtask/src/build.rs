@@ -163,10 +163,12 @@ pub fn native_modules(
     out: &Path,
 ) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out)?;
+    let (key, cert) = signing_key(root)?;
     let mut built = Vec::new();
     for (guest, module) in NATIVE_GUESTS {
         let ko = out.join(format!("{module}.ko"));
-        run(Command::new(&userland.wasmctl)
+        let mut compile = Command::new(&userland.wasmctl);
+        compile
             .arg("compile")
             .arg(root.join(guest))
             .arg("-o")
@@ -178,10 +180,39 @@ pub fn native_modules(
             .arg("--symvers")
             .arg(kmod.join("Module.symvers"))
             .arg("--build-dir")
-            .arg(out.join(format!("{module}.build"))))?;
+            .arg(out.join(format!("{module}.build")));
+        // One module goes through the kernel's module signing, as on a Secure Boot host.
+        if *module == "hello_native" {
+            compile
+                .arg("--sign-key")
+                .arg(&key)
+                .arg("--sign-cert")
+                .arg(&cert);
+        }
+        run(&mut compile)?;
         built.push(ko);
     }
     Ok(built)
+}
+
+/// A throwaway key and certificate for signing modules in the tests (made once, under
+/// `target/vm/signing`).
+fn signing_key(root: &Path) -> Result<(PathBuf, PathBuf)> {
+    let dir = root.join("target/vm/signing");
+    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+    if !key.exists() || !cert.exists() {
+        std::fs::create_dir_all(&dir)?;
+        run(Command::new("openssl")
+            .args([
+                "req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+            ])
+            .args(["-subj", "/CN=wasm-kernel-module test signing key/"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert))?;
+    }
+    Ok((key, cert))
 }
 
 /// Number of kfuncs `wasm_kfuncs.c` registers on every kernel (6.12 has one more).

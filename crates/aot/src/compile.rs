@@ -4,7 +4,8 @@
 //! 2. wabt's `wasm2c` translates the result to C (`m.c`, `m.h`);
 //! 3. [`crate::glue::generate`] writes `native.c` around it;
 //! 4. Kbuild builds the module against the given kernel tree, with the kernel runtime of
-//!    [`RUNTIME`] and the symbol versions of wasm.ko (its `Module.symvers`).
+//!    [`RUNTIME`] and the symbol versions of wasm.ko (its `Module.symvers`);
+//! 5. the module is stripped of debug information and, given a key, signed.
 //!
 //! Everything happens in a build directory of the caller's choosing, which keeps the
 //! generated sources for inspection.
@@ -68,6 +69,12 @@ pub struct Options {
     pub build_dir: PathBuf,
     /// The `wasm2c` to run.
     pub wasm2c: PathBuf,
+    /// A private key and its X.509 certificate to sign the module with (the kernel's
+    /// `scripts/sign-file`), as for any module on a host that enforces signatures.
+    pub sign: Option<(PathBuf, PathBuf)>,
+    /// Keep the debug information Kbuild compiles in (ten times the module's size), as
+    /// distributions ship modules without it.
+    pub keep_debug: bool,
 }
 
 /// Why a compilation failed.
@@ -108,6 +115,8 @@ pub struct Compiled {
     pub fpu: bool,
     /// Bytes of C that wasm2c and the generator wrote.
     pub c_bytes: u64,
+    /// Whether the module was signed.
+    pub signed: bool,
 }
 
 fn write(path: &Path, contents: &[u8]) -> Result<(), Error> {
@@ -210,9 +219,43 @@ pub fn compile(opts: &Options) -> Result<Compiled, Error> {
             .arg("modules"),
         "the kernel build",
     )?;
+    let ko = dir.join(format!("{}.ko", opts.module));
+    if !opts.keep_debug {
+        run(Command::new("strip").arg("--strip-debug").arg(&ko), "strip")?;
+    }
+    if let Some((key, cert)) = &opts.sign {
+        run(
+            Command::new(abs(&opts.kdir)?.join("scripts/sign-file"))
+                .arg("sha256")
+                .arg(key)
+                .arg(cert)
+                .arg(&ko),
+            "scripts/sign-file",
+        )?;
+        if !signed(&ko)? {
+            return Err(Error::Tool(
+                "scripts/sign-file".to_string(),
+                format!("{} carries no signature afterwards", ko.display()),
+            ));
+        }
+    }
     Ok(Compiled {
-        ko: dir.join(format!("{}.ko", opts.module)),
+        ko,
         fpu: glue.fpu,
         c_bytes,
+        signed: opts.sign.is_some(),
     })
+}
+
+/// The marker the kernel's module signature ends with.
+const SIGNATURE_MARKER: &[u8] = b"~Module signature appended~\n";
+
+/// Whether the module file `ko` carries an appended signature.
+///
+/// # Errors
+///
+/// [`Error::Io`] if it cannot be read.
+pub fn signed(ko: &Path) -> Result<bool, Error> {
+    let bytes = fs::read(ko).map_err(|e| Error::Io(ko.to_path_buf(), e))?;
+    Ok(bytes.ends_with(SIGNATURE_MARKER))
 }

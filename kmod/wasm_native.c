@@ -14,6 +14,8 @@
 #include <linux/preempt.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
+#include <linux/sched/task_stack.h>
+#include <linux/hardirq.h>
 #include <asm/fpu/api.h>
 
 #include "wasm_shim.h"
@@ -29,6 +31,8 @@
  */
 #define WASM_NATIVE_STACK_REQUEST (40 * 1024)
 #define WASM_NATIVE_STACK_BPF (6 * 1024)
+/* Left below the floor for the runtime, host functions and interrupts. */
+#define WASM_NATIVE_STACK_MARGIN (4 * 1024)
 
 /* The innermost call running native code on each CPU. */
 static DEFINE_PER_CPU(struct wasm_shim_native_call *, wasm_native_current);
@@ -183,15 +187,25 @@ int wasm_shim_native_call(struct wasm_shim_native_call *call)
 	struct wasm_native_instance *inst = call->inst;
 	u64 fuel = call->fuel, slice = min(fuel, WASM_NATIVE_SLICE);
 	unsigned long sp = current_stack_pointer;
+	unsigned long floor;
 
-	if ((call->flags & WASM_SHIM_NATIVE_FPU) && !irq_fpu_usable())
+	/* irq_fpu_usable() itself warns in NMI context. */
+	if ((call->flags & WASM_SHIM_NATIVE_FPU) &&
+	    (in_nmi() || !irq_fpu_usable()))
 		return -EBUSY;
+	if (call->flags & WASM_SHIM_NATIVE_MAY_SLEEP) {
+		floor = sp - WASM_NATIVE_STACK_REQUEST;
+	} else {
+		floor = sp - WASM_NATIVE_STACK_BPF;
+		/* On the task stack, keep clear of its end too. */
+		if (object_is_on_stack((void *)sp))
+			floor = max(floor, (unsigned long)task_stack_page(current) +
+				    WASM_NATIVE_STACK_MARGIN);
+	}
 	call->trap = 0;
 	call->fuel_left = fuel - slice;
 	inst->fuel = slice;
-	inst->stack_floor = sp - (call->flags & WASM_SHIM_NATIVE_MAY_SLEEP ?
-				  WASM_NATIVE_STACK_REQUEST :
-				  WASM_NATIVE_STACK_BPF);
+	inst->stack_floor = floor;
 	wasm_native_section_begin(call);
 	wasm_native_enter(call);
 	wasm_native_section_end(call);

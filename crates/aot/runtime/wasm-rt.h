@@ -18,6 +18,7 @@
 #define WASM_RT_H_
 
 #include <linux/compiler.h>
+#include <asm/asm.h>
 #include <linux/string.h>
 #include <linux/types.h>
 #include "wasm_native.h"
@@ -35,10 +36,11 @@
  *		TRAP(EXHAUSTION);
  * with the epilogue --wasm_rt_call_stack_depth. The kernel bounds bytes of
  * stack, not frames, so the "depth" is a fresh temporary each time: -1, or 0
- * once this function's frame lies below the floor; the increment makes the
- * test true exactly then, and the epilogue's decrement is dead code. Every
- * generated function has its instance in scope as `instance`;
- * WASM_NATIVE_HEAD() (native.c) finds the head wasm.ko fills in.
+ * once the stack pointer, past this function's whole frame, lies below the
+ * floor; the increment makes the test true exactly then, and the epilogue's
+ * decrement is dead code. Every generated function has its instance in scope
+ * as `instance`; WASM_NATIVE_HEAD() (native.c) finds the head wasm.ko fills
+ * in.
  */
 #define WASM_RT_USE_STACK_DEPTH_COUNT 1
 #define WASM_RT_MAX_CALL_STACK_DEPTH 0
@@ -48,7 +50,7 @@
 static __always_inline long
 wasm_native_below_floor(const struct wasm_native_instance *head)
 {
-	return (unsigned long)__builtin_frame_address(0) < head->stack_floor;
+	return current_stack_pointer < head->stack_floor;
 }
 
 typedef enum {

@@ -192,7 +192,7 @@ pub fn compile(opts: &Options) -> Result<Compiled, Error> {
          obj-m := {module}.o\n\
          {module}-y := {OBJECT}.o\n\
          # wasm2c's helpers are defined whether the module uses them or not.\n\
-         ccflags-y := -I$(src)/include -Wno-unused-function -Wno-unused-value -Wno-unused-but-set-variable \\\n\
+         ccflags-y := -O3 -I$(src)/include -Wno-unused-function -Wno-unused-value -Wno-unused-but-set-variable \\\n\
          \t-Wno-missing-prototypes -Wno-missing-declarations\n",
         module = opts.module
     );

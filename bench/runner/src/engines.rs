@@ -128,7 +128,9 @@ impl Engine {
 pub const NATIVE_NAME: &str = "bench-native";
 
 fn run_tool(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot run {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }

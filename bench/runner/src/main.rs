@@ -140,7 +140,13 @@ fn suite(cli: &SuiteArgs) -> Result<()> {
     engines.insert(0, Engine::Native);
     let mut expected = BTreeMap::new();
     for engine in engines {
-        let s = run_engine(engine, &wasm, cli.native_ko.as_deref(), cli.scale, cli.rounds)?;
+        let s = run_engine(
+            engine,
+            &wasm,
+            cli.native_ko.as_deref(),
+            cli.scale,
+            cli.rounds,
+        )?;
         if engine == Engine::Native {
             expected = s.results.clone();
         }

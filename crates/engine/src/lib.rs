@@ -20,6 +20,7 @@
 extern crate alloc;
 
 mod budget;
+mod counters;
 mod error;
 mod host_api;
 mod module;
@@ -31,9 +32,10 @@ mod wasi;
 pub use slot::{TryGuard, TryLock};
 
 pub use budget::MemoryBudget;
+pub use counters::Counters;
 pub use error::Error;
 pub use host_api::{env_debug, PROVIDED};
-pub use module::{CallOutcome, LoadSpec, LoadedModule};
+pub use module::{choose_entrypoint, resolve_limits, CallOutcome, LoadSpec, LoadedModule};
 pub use raw::{Lane, RawError};
 pub use registry::{Entry, Registry};
 pub use wasm_proto::{FuncSig, InstanceInfo, Limits, ModuleInfo, Tier, ValType, Value};

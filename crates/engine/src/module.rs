@@ -1,6 +1,7 @@
 //! A compiled module with one instance per CPU.
 
 use crate::budget::{Limiter, MemoryBudget};
+use crate::counters::Counters;
 use crate::host_api::{self, InstanceData};
 use crate::raw::Fast;
 use crate::slot::TryLock;
@@ -14,8 +15,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use wasm_proto::{FuncSig, InstanceInfo, Limits, ModuleInfo, Tier, ValType, Value, MAX_VALUES};
+use wasm_proto::{FuncSig, Limits, ModuleInfo, Tier, ValType, Value, MAX_VALUES};
 use wasmi::{Engine, ExternType, Func, Linker, Module, ResumableCall, Store, Val};
 
 /// Fuel allowed to a module's start function, which runs in one piece during instantiation.
@@ -66,10 +66,7 @@ pub(crate) struct Instance {
 /// A per-CPU instance with its counters. Counters are read without taking the instance.
 pub(crate) struct Slot {
     pub(crate) state: TryLock<Instance>,
-    pub(crate) calls: AtomicU64,
-    pub(crate) traps: AtomicU64,
-    pub(crate) fuel_used: AtomicU64,
-    pub(crate) memory: AtomicU64,
+    pub(crate) counters: Counters,
 }
 
 /// A loaded module: compiled once, instantiated once per CPU.
@@ -84,6 +81,70 @@ pub struct LoadedModule<H: Host> {
     slots: Box<[Slot]>,
     entry_result: Option<i32>,
     _host: PhantomData<fn() -> H>,
+}
+
+/// The limits in force for `asked`: zero fields take the defaults.
+///
+/// # Errors
+///
+/// [`Error::Memory`] for a memory limit above [`MAX_MEMORY`].
+pub fn resolve_limits(asked: &Limits) -> Result<Limits, Error> {
+    let or = |v: u64, default: u64| if v == 0 { default } else { v };
+    let limits = Limits {
+        fuel: or(asked.fuel, DEFAULT_FUEL),
+        bpf_fuel: or(asked.bpf_fuel, DEFAULT_BPF_FUEL),
+        memory: or(asked.memory, DEFAULT_MEMORY),
+        instances: asked.instances,
+    };
+    if limits.memory > MAX_MEMORY {
+        return Err(Error::Memory(format!(
+            "a memory limit of {} bytes is above the maximum of {MAX_MEMORY}",
+            limits.memory
+        )));
+    }
+    Ok(limits)
+}
+
+/// The entrypoint among `exports` and its arguments: `asked`, or by default `main` or else
+/// `_start` if exported (`Some("")`: none). It must take () or (argc, argv), which get (0,
+/// 0), and return () or an `i32`.
+///
+/// # Errors
+///
+/// [`Error::NoFunction`] for an entrypoint not exported, [`Error::Arguments`] for one of
+/// another signature.
+pub fn choose_entrypoint(
+    exports: &[FuncSig],
+    asked: Option<&str>,
+) -> Result<(String, Vec<Value>), Error> {
+    let entrypoint = match asked {
+        Some(name) => name.to_string(),
+        None => ["main", "_start"]
+            .into_iter()
+            .find(|n| exports.iter().any(|e| e.name == *n))
+            .unwrap_or_default()
+            .to_string(),
+    };
+    if entrypoint.is_empty() {
+        return Ok((entrypoint, Vec::new()));
+    }
+    let Some(e) = exports.iter().find(|e| e.name == entrypoint) else {
+        return Err(Error::NoFunction(entrypoint));
+    };
+    let args = match (&e.params[..], &e.results[..]) {
+        ([], []) | ([], [ValType::I32]) => Vec::new(),
+        ([ValType::I32, ValType::I32], []) | ([ValType::I32, ValType::I32], [ValType::I32]) => {
+            Vec::from([Value::I32(0), Value::I32(0)])
+        }
+        _ => {
+            return Err(Error::Arguments(format!(
+                "entrypoint {entrypoint} must take () or (i32, i32) and return () or i32, it takes {} and returns {}",
+                list(&e.params),
+                list(&e.results)
+            )))
+        }
+    };
+    Ok((entrypoint, args))
 }
 
 /// Checks a registry name: 1 to `MAX_NAME_LEN` bytes of `[A-Za-z0-9_.-]`.
@@ -446,14 +507,11 @@ impl Slot {
         let Some(func) = inst.instance.get_func(&inst.store, call.function) else {
             return (0, Err(Error::NoFunction(call.function.to_string())));
         };
-        self.calls.fetch_add(1, Relaxed);
+        self.counters.started();
         let (used, result) = inst.run::<H>(func, &call.inputs, &mut call.outputs, budget);
         inst.store.data_mut().wasi.flush::<H>();
-        self.fuel_used.fetch_add(used, Relaxed);
-        self.memory.store(inst.memory_size(), Relaxed);
-        if result.is_err() {
-            self.traps.fetch_add(1, Relaxed);
-        }
+        self.counters.finished(used, result.is_err());
+        self.counters.set_memory(inst.memory_size());
         (used, result)
     }
 }
@@ -477,19 +535,7 @@ impl<H: Host> LoadedModule<H> {
     /// a limit (per instance, or `budget`, shared by all modules). Nothing is kept on error.
     pub fn load(spec: &LoadSpec<'_>, budget: &'static MemoryBudget) -> Result<Self, Error> {
         check_name(spec.name)?;
-        let or = |v: u64, default: u64| if v == 0 { default } else { v };
-        let limits = Limits {
-            fuel: or(spec.limits.fuel, DEFAULT_FUEL),
-            bpf_fuel: or(spec.limits.bpf_fuel, DEFAULT_BPF_FUEL),
-            memory: or(spec.limits.memory, DEFAULT_MEMORY),
-            instances: spec.limits.instances,
-        };
-        if limits.memory > MAX_MEMORY {
-            return Err(Error::Memory(format!(
-                "a memory limit of {} bytes is above the maximum of {MAX_MEMORY}",
-                limits.memory
-            )));
-        }
+        let limits = resolve_limits(&spec.limits)?;
         let mut config = wasmi::Config::default();
         config
             .consume_fuel(true)
@@ -542,34 +588,7 @@ impl<H: Host> LoadedModule<H> {
             })
             .collect::<Vec<_>>();
 
-        let entrypoint = match spec.entrypoint {
-            Some(name) => name.to_string(),
-            None => ["main", "_start"]
-                .into_iter()
-                .find(|n| exports.iter().any(|e| e.name == *n))
-                .unwrap_or_default()
-                .to_string(),
-        };
-        let entry_args: Vec<Value> = if entrypoint.is_empty() {
-            Vec::new()
-        } else {
-            let Some(e) = exports.iter().find(|e| e.name == entrypoint) else {
-                return Err(Error::NoFunction(entrypoint));
-            };
-            match (&e.params[..], &e.results[..]) {
-                ([], []) | ([], [ValType::I32]) => Vec::new(),
-                ([ValType::I32, ValType::I32], []) | ([ValType::I32, ValType::I32], [ValType::I32]) => {
-                    Vec::from([Value::I32(0), Value::I32(0)])
-                }
-                _ => {
-                    return Err(Error::Arguments(format!(
-                        "entrypoint {entrypoint} must take () or (i32, i32) and return () or i32, it takes {} and returns {}",
-                        list(&e.params),
-                        list(&e.results)
-                    )))
-                }
-            }
-        };
+        let (entrypoint, entry_args) = choose_entrypoint(&exports, spec.entrypoint)?;
 
         let possible = H::cpu_count().max(1);
         let cpus = match spec.limits.instances as usize {
@@ -593,11 +612,8 @@ impl<H: Host> LoadedModule<H> {
         for cpu in 0..cpus as u32 {
             let inst = instantiate(&engine, &linker, &module, cpu, &plan)?;
             slots.push(Slot {
-                memory: AtomicU64::new(inst.memory_size()),
+                counters: Counters::new(inst.memory_size()),
                 state: TryLock::new(inst),
-                calls: AtomicU64::new(0),
-                traps: AtomicU64::new(0),
-                fuel_used: AtomicU64::new(0),
             });
         }
         Ok(LoadedModule {
@@ -738,13 +754,7 @@ impl<H: Host> LoadedModule<H> {
                 .slots
                 .iter()
                 .enumerate()
-                .map(|(cpu, s)| InstanceInfo {
-                    cpu: cpu as u32,
-                    calls: s.calls.load(Relaxed),
-                    traps: s.traps.load(Relaxed),
-                    fuel_used: s.fuel_used.load(Relaxed),
-                    memory: s.memory.load(Relaxed),
-                })
+                .map(|(cpu, s)| s.counters.info(cpu))
                 .collect(),
         }
     }

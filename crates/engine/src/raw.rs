@@ -9,7 +9,6 @@
 
 use crate::module::{Instance, Slot};
 use crate::{Host, LoadedModule, TryGuard};
-use core::sync::atomic::Ordering::Relaxed;
 use wasm_proto::{errno, FuncSig, ValType, MAX_VALUES};
 use wasmi::{AsContext, Func, TypedFunc, Val};
 
@@ -141,14 +140,12 @@ impl Slot {
         args: &[Lane],
         fuel: u64,
     ) -> Result<u64, RawError> {
-        self.calls.fetch_add(1, Relaxed);
+        self.counters.started();
         inst.store.set_fuel(fuel).map_err(|_| RawError::Trap)?;
         let result = fast.call(inst, args).map_err(|e| call_error(&e));
         let left = inst.store.get_fuel().unwrap_or(0);
-        self.fuel_used.fetch_add(fuel.saturating_sub(left), Relaxed);
-        if result.is_err() {
-            self.traps.fetch_add(1, Relaxed);
-        }
+        self.counters
+            .finished(fuel.saturating_sub(left), result.is_err());
         result
     }
 
@@ -161,16 +158,14 @@ impl Slot {
         out: &mut [Val],
         fuel: u64,
     ) -> Result<(), RawError> {
-        self.calls.fetch_add(1, Relaxed);
+        self.counters.started();
         inst.store.set_fuel(fuel).map_err(|_| RawError::Trap)?;
         let result = func
             .call(&mut inst.store, args, out)
             .map_err(|e| call_error(&e));
         let left = inst.store.get_fuel().unwrap_or(0);
-        self.fuel_used.fetch_add(fuel.saturating_sub(left), Relaxed);
-        if result.is_err() {
-            self.traps.fetch_add(1, Relaxed);
-        }
+        self.counters
+            .finished(fuel.saturating_sub(left), result.is_err());
         result
     }
 }

@@ -24,9 +24,8 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use wasm_engine::{
-    CallOutcome, Error, FuncSig, Host, InstanceInfo, Lane, Limits, MemoryBudget, ModuleInfo,
-    RawError, Tier, TryLock, ValType, Value, DEFAULT_BPF_FUEL, DEFAULT_FUEL, DEFAULT_MEMORY,
-    FUEL_SLICE, MAX_MEMORY,
+    choose_entrypoint, resolve_limits, CallOutcome, Counters, Error, FuncSig, Host, Lane, Limits,
+    MemoryBudget, ModuleInfo, RawError, Tier, TryLock, ValType, Value, FUEL_SLICE,
 };
 use wasm_proto::MAX_VALUES;
 
@@ -139,10 +138,7 @@ fn value_of(ty: ValType, lane: u64) -> Value {
 /// One instance and its counters.
 struct Slot {
     state: TryLock<Option<Instance>>,
-    calls: AtomicU64,
-    traps: AtomicU64,
-    fuel_used: AtomicU64,
-    memory: AtomicU64,
+    counters: Counters,
 }
 
 /// An instance and where its buffer for buffer calls is.
@@ -180,13 +176,12 @@ impl NativeModule {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         let name = text(desc.name());
         let (instances, fuel, bpf_fuel, memory) = desc.limits();
-        let or = |v: u64, default: u64| if v == 0 { default } else { v };
-        let limits = Limits {
-            fuel: or(fuel, DEFAULT_FUEL),
-            bpf_fuel: or(bpf_fuel, DEFAULT_BPF_FUEL),
-            memory: or(memory, DEFAULT_MEMORY).min(MAX_MEMORY),
+        let limits = resolve_limits(&Limits {
+            fuel,
+            bpf_fuel,
+            memory,
             instances,
-        };
+        })?;
         let exports = desc
             .exports()
             .map(|f| signature(text(f.name), f.params, f.results))
@@ -210,26 +205,7 @@ impl NativeModule {
             imports.push(signature(full, f.params, f.results)?);
             host.push(func);
         }
-        // As for interpreted modules: `main` or else `_start`, taking () or (argc, argv) = (0,
-        // 0) and returning nothing or an i32.
-        let entry = ["main", "_start"]
-            .into_iter()
-            .find_map(|n| exports.iter().find(|e| e.name == n));
-        let (entrypoint, entry_args) = match entry {
-            None => (String::new(), Vec::new()),
-            Some(e) => match (&e.params[..], &e.results[..]) {
-                ([], []) | ([], [ValType::I32]) => (e.name.clone(), Vec::new()),
-                ([ValType::I32, ValType::I32], [] | [ValType::I32]) => {
-                    (e.name.clone(), Vec::from([Value::I32(0), Value::I32(0)]))
-                }
-                _ => {
-                    return Err(Error::Arguments(format!(
-                        "entrypoint {} must take () or (i32, i32) and return () or i32",
-                        e.name
-                    )))
-                }
-            },
-        };
+        let (entrypoint, entry_args) = choose_entrypoint(&exports, None)?;
         let cpus = match limits.instances as usize {
             0 => ffi::possible_cpus().max(1),
             n => n.min(ffi::possible_cpus().max(1)),
@@ -241,10 +217,7 @@ impl NativeModule {
         for _ in 0..cpus {
             slots.push(Slot {
                 state: TryLock::new(None),
-                calls: AtomicU64::new(0),
-                traps: AtomicU64::new(0),
-                fuel_used: AtomicU64::new(0),
-                memory: AtomicU64::new(0),
+                counters: Counters::new(0),
             });
         }
         Ok(NativeModule {
@@ -375,7 +348,7 @@ impl NativeModule {
         let slot = self.slots.get(cpu).ok_or(RawError::Busy)?;
         let mut guard = slot.state.try_lock().ok_or(RawError::Busy)?;
         let inst = guard.as_mut().ok_or(RawError::Busy)?;
-        slot.calls.fetch_add(1, Relaxed);
+        slot.counters.started();
         // SAFETY: `lanes` holds MAX_VALUES lanes, as many as any export's parameters or
         // results (checked at registration); `inst` is an instance of `desc` (invariant) and
         // `index` one of its exports (callers).
@@ -398,12 +371,9 @@ impl NativeModule {
         let used = match result {
             Ok(used) | Err((_, used)) => used,
         };
-        slot.fuel_used.fetch_add(used, Relaxed);
-        if result.is_err() {
-            slot.traps.fetch_add(1, Relaxed);
-        }
-        slot.memory
-            .store(inst.code.memory().map_or(0, |m| m.len() as u64), Relaxed);
+        slot.counters.finished(used, result.is_err());
+        slot.counters
+            .set_memory(inst.code.memory().map_or(0, |m| m.len() as u64));
         Ok(result)
     }
 
@@ -551,13 +521,7 @@ impl NativeModule {
                 .slots
                 .iter()
                 .enumerate()
-                .map(|(cpu, s)| InstanceInfo {
-                    cpu: cpu as u32,
-                    calls: s.calls.load(Relaxed),
-                    traps: s.traps.load(Relaxed),
-                    fuel_used: s.fuel_used.load(Relaxed),
-                    memory: s.memory.load(Relaxed),
-                })
+                .map(|(cpu, s)| s.counters.info(cpu))
                 .collect(),
         }
     }

@@ -28,7 +28,7 @@ BPF_OBJS := $(patsubst samples/bpf/%.bpf.c,$(BPF_OUT)/%.bpf.o,$(wildcard samples
 BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 \
 	-I/usr/include/$(shell gcc -dumpmachine) -I$(CURDIR)/include
 
-.PHONY: all deps module rust-kmod insmod rmmod logs build-cli build-samples build-bpf build-bench build-bench-guest build-languages \
+.PHONY: all deps module resolve-btfids rust-kmod insmod rmmod logs build-cli build-samples build-bpf build-bench build-bench-guest build-languages \
 	build-hello-world-rust-wasm load-hello-world-rust-wasm load-ebpf-packet-filter \
 	load-ebpf-connect-authz load-ebpf-syscall-stats bench demo test fuzz stress debug-test check clean
 
@@ -43,10 +43,35 @@ rust-kmod:
 	cd kmod/rust && RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(KMOD_RUSTFLAGS)" \
 		$(CARGO) build --release --target $(KMOD_TARGET) -Zbuild-std=core,alloc
 
+# Module BTF, without which eBPF programs cannot see the kfuncs: Kbuild makes it where the
+# headers ship vmlinux and resolve_btfids (6.12); elsewhere (Debian's 6.1 headers)
+# scripts/module-btf.sh adds it, from the kernel's BTF (KDIR/vmlinux, the running kernel's,
+# or extracted from VMLINUZ, default /boot/vmlinuz-KVER) with RESOLVE_BTFIDS (default: KDIR's,
+# then the one `make resolve-btfids` builds from linux-source-6.1).
+VMLINUX ?=
+VMLINUZ ?=
+RESOLVE_BTFIDS ?= $(wildcard $(CURDIR)/target/resolve_btfids/resolve_btfids)
+
 module: rust-kmod
 	@test -d $(KDIR) || { echo "no kernel headers at $(KDIR): install linux-headers-$(KVER)" \
 		"or pass KDIR=...; to try wasm.ko in a VM instead: make demo" >&2; exit 1; }
 	$(MAKE) -C $(KDIR) M=$(KMOD_DIR) WASM_RUST_LIB=$(KMOD_LIB) modules
+	VMLINUX="$(VMLINUX)" VMLINUZ="$(VMLINUZ)" RESOLVE_BTFIDS="$(RESOLVE_BTFIDS)" \
+		scripts/module-btf.sh $(KMOD_DIR)/wasm.ko $(KDIR)
+
+# resolve_btfids from Debian's linux-source-6.1 (apt-get install linux-source-6.1), for
+# kernels whose headers lack it.
+LINUX_SOURCE ?= $(firstword $(wildcard /usr/src/linux-source-6.1.tar.xz))
+RESOLVE_BTFIDS_MEMBERS := tools/bpf/resolve_btfids tools/lib tools/include tools/build \
+	tools/scripts tools/arch/x86 scripts/bpf_doc.py
+resolve-btfids:
+	@test -n "$(LINUX_SOURCE)" || { echo "no kernel source: apt-get install linux-source-6.1" \
+		"or pass LINUX_SOURCE=path/to/linux-source-X.tar.xz" >&2; exit 1; }
+	rm -rf target/resolve_btfids && mkdir -p target/resolve_btfids/src
+	tar -xJf $(LINUX_SOURCE) -C target/resolve_btfids/src --strip-components=1 \
+		$(addprefix $(notdir $(basename $(basename $(LINUX_SOURCE))))/,$(RESOLVE_BTFIDS_MEMBERS))
+	$(MAKE) -s -C target/resolve_btfids/src/tools/bpf/resolve_btfids
+	cp target/resolve_btfids/src/tools/bpf/resolve_btfids/resolve_btfids target/resolve_btfids/
 
 insmod:
 	$(SUDO) insmod $(KMOD_DIR)/wasm.ko

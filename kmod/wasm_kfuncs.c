@@ -268,6 +268,15 @@ int wasm_kfuncs_register(void)
 {
 	int i, ret;
 
+#ifdef CONFIG_DEBUG_INFO_BTF_MODULES
+	if (!THIS_MODULE->btf_data_size)
+		return WASM_KFUNCS_NO_BTF;
+#else
+	return WASM_KFUNCS_NO_BTF;
+#endif
+	/* resolve_btfids fills in the count with the ids. */
+	if (!wasm_kfunc_ids.cnt)
+		return WASM_KFUNCS_UNRESOLVED;
 	for (i = 0; i < ARRAY_SIZE(wasm_kfunc_prog_types); i++) {
 		ret = register_btf_kfunc_id_set(wasm_kfunc_prog_types[i],
 						&wasm_kfunc_set);

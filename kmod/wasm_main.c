@@ -332,16 +332,12 @@ static struct miscdevice wasm_dev = {
 
 static int __init wasm_init(void)
 {
-	int ret = wasm_rs_init((u64)memory_cap_mb << 20);
+	/* Without kfuncs /dev/wasm still works: the Rust side reports why. */
+	int ret = wasm_rs_init((u64)memory_cap_mb << 20,
+			       wasm_kfuncs_register());
 
 	if (ret)
 		return ret;
-	ret = wasm_kfuncs_register();
-	if (ret) {
-		pr_err("wasm: cannot register kfuncs: %d\n", ret);
-		wasm_rs_exit();
-		return ret;
-	}
 	ret = misc_register(&wasm_dev);
 	if (ret)
 		wasm_rs_exit();

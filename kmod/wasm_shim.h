@@ -11,7 +11,7 @@
 #include <linux/types.h>
 
 /* Implemented in Rust, called by the shim. */
-int wasm_rs_init(u64 memory_cap);
+int wasm_rs_init(u64 memory_cap, int kfuncs);
 void wasm_rs_exit(void);
 void *wasm_rs_open(void);
 void wasm_rs_release(void *session);
@@ -100,6 +100,17 @@ s64 bpf_wasm_lookup_str(const char *module__str, const char *function__str);
 int bpf_wasm_call(s64 handle, const void *args, u32 args__sz,
 		  void *results, u32 results__sz);
 int bpf_wasm_call_buf(s64 handle, void *buf, u32 buf__sz, s64 *result);
+
+/*
+ * wasm_kfuncs_register() returns 0 once eBPF programs can call the kfuncs, one
+ * of these when the module's BTF does not allow it, or the registration's
+ * negative errno.
+ */
+enum {
+	WASM_KFUNCS_NO_BTF = 1,		/* the module has no .BTF */
+	WASM_KFUNCS_UNRESOLVED = 2,	/* resolve_btfids did not run */
+};
+
 int wasm_kfuncs_register(void);
 
 #endif /* WASM_SHIM_H */

@@ -1,6 +1,7 @@
 //! `wasmctl`: load, call and inspect WebAssembly modules in `wasm.ko` through `/dev/wasm`, or
 //! run a module in user space on the same engine (`wasmctl run`).
 
+mod apply;
 mod args;
 mod device;
 mod output;
@@ -125,6 +126,24 @@ enum Command {
     },
     /// Show the kernel module's counters (live allocations, stack peaks).
     Stats,
+    /// Make the loaded modules match a configuration directory (one TOML file per module):
+    /// load what is missing, reload what drifted (binary, limits, instances, entrypoint),
+    /// report the rest. Idempotent; run at boot by wasm-apply.service.
+    Apply {
+        /// The configuration directory.
+        #[arg(long, default_value = "/etc/wasm.d")]
+        config_dir: PathBuf,
+        /// Only report what would change; exit with status 1 if anything would.
+        #[arg(long)]
+        check: bool,
+        /// Also unload interpreted modules that no file configures.
+        #[arg(long)]
+        prune: bool,
+        /// Load this module again even if nothing differs (for changed WASI arguments or
+        /// environment, which the kernel does not report); repeatable.
+        #[arg(long, value_name = "NAME")]
+        reload: Vec<String>,
+    },
     /// Show the protocol and module versions.
     Version,
     /// Compile a module ahead of time into a kernel module for the native tier (wasm2c and
@@ -343,12 +362,38 @@ fn execute(cli: &Cli) -> Result<()> {
                 None => bail!("no call was made"),
             }
         }
+        Command::Apply {
+            config_dir,
+            check,
+            prune,
+            reload,
+        } => {
+            let desired = apply::read_dir(config_dir)?;
+            let mut dev = Device::open(&cli.device)?;
+            let opts = apply::Options {
+                check: *check,
+                prune: *prune,
+                reload,
+            };
+            let report = apply::apply(&mut dev, &desired, &opts)?;
+            out.applied(&report, *check);
+            if report.failed > 0 {
+                bail!("{} module(s) could not be applied", report.failed);
+            }
+            if *check && report.changed > 0 {
+                std::process::exit(1);
+            }
+        }
         Command::Stats => match Device::open(&cli.device)?.request(&Request::Stats)? {
             Response::Stats(stats) => out.stats(&stats),
             other => unexpected(other),
         },
         Command::Version => match Device::open(&cli.device)?.request(&Request::Version)? {
-            Response::Version { protocol, module } => out.version(protocol, &module),
+            Response::Version {
+                protocol,
+                module,
+                kfuncs,
+            } => out.version(protocol, &module, kfuncs),
             other => unexpected(other),
         },
     }

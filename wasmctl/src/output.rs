@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value as Json};
 use std::time::Duration;
-use wasm_proto::{FuncSig, ModuleInfo, Stats, Tier, Value};
+use wasm_proto::{FuncSig, Kfuncs, ModuleInfo, Stats, Tier, Value};
 
 /// Median, minimum and maximum of request durations, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +61,11 @@ fn value_json(v: &Value) -> Json {
         Value::F64(b) => json!(f64::from_bits(b).to_string()),
     };
     json!({ "type": v.ty().to_string(), "value": n })
+}
+
+/// Lower-case hexadecimal, as `sha256sum` prints digests.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn sig_text(s: &FuncSig) -> String {
@@ -156,6 +161,7 @@ impl Output {
                         "name": m.name,
                         "tier": tier(m.tier),
                         "wasm_size": m.wasm_size,
+                        "sha256": m.digest.map(|d| hex(&d)),
                         "entrypoint": m.entrypoint,
                         "fuel_per_call": m.limits.fuel,
                         "bpf_fuel_per_call": m.limits.bpf_fuel,
@@ -190,6 +196,9 @@ impl Output {
                 m.limits.bpf_fuel,
                 m.limits.memory
             );
+            if let Some(d) = &m.digest {
+                println!("  sha256   {}", hex(d));
+            }
             for i in &m.imports {
                 println!("  import   {}", sig_text(i));
             }
@@ -245,7 +254,6 @@ impl Output {
         }
     }
 
-    /// `version`.
     /// A kernel module written by `wasmctl compile`.
     pub fn compiled(
         &self,
@@ -277,14 +285,43 @@ impl Output {
         Ok(())
     }
 
-    pub fn version(&self, protocol: u16, module: &str) {
+    /// `apply`.
+    pub fn applied(&self, report: &crate::apply::Report, check: bool) {
+        if self.json {
+            let modules: Vec<Json> = report
+                .lines
+                .iter()
+                .map(|(name, what)| json!({ "name": name, "outcome": what }))
+                .collect();
+            self.print_json(json!({
+                "modules": modules, "check": check, "changed": report.changed,
+                "unchanged": report.unchanged, "failed": report.failed,
+            }));
+            return;
+        }
+        for (name, what) in &report.lines {
+            println!("{name}: {what}");
+        }
+        println!(
+            "apply: {} {}, {} unchanged, {} failed",
+            report.changed,
+            if check { "to change" } else { "changed" },
+            report.unchanged,
+            report.failed
+        );
+    }
+
+    /// `version`.
+    pub fn version(&self, protocol: u16, module: &str, kfuncs: Kfuncs) {
         if self.json {
             self.print_json(json!({
                 "wasmctl": env!("CARGO_PKG_VERSION"), "module": module, "protocol": protocol,
+                "ebpf": { "available": kfuncs.available(), "status": kfuncs.to_string() },
             }));
         } else {
             println!("wasmctl {}", env!("CARGO_PKG_VERSION"));
             println!("wasm.ko {module}, protocol v{protocol}");
+            println!("eBPF calls {kfuncs}");
         }
     }
 }

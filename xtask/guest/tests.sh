@@ -30,7 +30,9 @@ finish() { echo "VMTEST SUMMARY passed=$passed failed=$failed"; exit 0; }
 # --- module and device --------------------------------------------------------------------
 if insmod /lib/wasm.ko; then ok insmod; else ko insmod "insmod failed"; finish; fi
 if [ -c /dev/wasm ] && [ "$(stat -c %a /dev/wasm)" = 600 ]; then ok device-root-only; else ko device-root-only "$(ls -l /dev/wasm)"; fi
-expect_ok version "protocol v3" $W version
+expect_ok version "protocol v4" $W version
+expect_ok version-ebpf-available "^eBPF calls available \(kfuncs registered\)$" $W version
+expect_ok version-json-ebpf '"ebpf":\{"available":true' $W version --json
 base=$(live)
 echo "VMTEST INFO live allocations at start: $base"
 
@@ -49,6 +51,8 @@ if [ "$RC" = 0 ] && [ "$(echo "$OUT" | grep -c '^  cpu ')" = 2 ] && echo "$OUT" 
 else
 	ko list-per-cpu-instances "$OUT"
 fi
+hello_sha=$(sha256sum $G/hello_world_rust.wasm | cut -d' ' -f1)
+expect_ok list-sha256 "^  sha256   $hello_sha$" $W list
 expect_ok list-json '"imports":\[\{"name":"env._debug","params":\["i32","i32"\],"results":\["i32"\]\}\]' $W list --json
 
 # --- floats and typed calls ---------------------------------------------------------------
@@ -303,7 +307,7 @@ expect_ok native-insmod "" insmod $N/hello_native.ko
 expect_klog native-registered "wasm: registering native module: hello-native"
 if [ "$(dmesg | grep -c 'Hello, world!')" = $((hello + 2)) ]; then ok native-hello-once-per-cpu; else ko native-hello-once-per-cpu "$(dmesg | grep -c 'Hello, world!') lines"; fi
 expect_ok native-list-tier "^hello-native  \(native, [0-9]+ bytes, entrypoint main" $W list
-expect_ok native-list-json '"name":"hello-native","tier":"native"' $W list --json
+expect_ok native-list-json '"name":"hello-native","sha256":null,"tier":"native"' $W list --json
 expect_fail native-name-taken "already loaded \(EEXIST\)" $W load $G/hello_world_rust.wasm --name hello-native
 expect_ok native-probe-insmod "" insmod $N/probe_native.ko fuel=20000000 bpf_fuel=5000000
 # The entrypoint's lines, printed by each of the 2 instances: the first instance's.
@@ -387,4 +391,52 @@ expect_ok memory-returned "linear memory +0 of 4194304 bytes" $W stats
 tries=0
 until rmmod wasm 2>/dev/null || [ $tries -ge 10 ]; do tries=$((tries + 1)); sleep 1; done
 expect_klog rmmod-again-frees-everything "wasm: module unloaded, 0 wasm modules freed, 0 live allocations (0 bytes)"
+
+# --- declarative configuration: wasmctl apply ------------------------------------------------
+insmod /lib/wasm.ko
+mkdir -p /tmp/wasm.d
+cfg() { printf '%s\n' "$@" > "/tmp/wasm.d/$CFG.toml"; }
+A="$W apply --config-dir /tmp/wasm.d"
+CFG=cfg-probe cfg "path = \"$G/probe.wasm\"" "fuel = 20000000"
+CFG=hello cfg "path = \"$G/hello_world_rust.wasm\"" 'name = "cfg-hello"' "instances = 1"
+expect_fail apply-check-before "cfg-probe: not loaded: would load" $A --check
+expect_ok apply-loads "^apply: 2 changed, 0 unchanged, 0 failed$" $A
+expect_ok apply-loaded-as-configured "^42$" $W call cfg-probe add 40 2
+expect_ok apply-instances-as-configured '"instances":\[\{"calls":1,"cpu":0,[^}]*\}\],"memory_limit":[0-9]+,"name":"cfg-hello"' $W list --json
+expect_ok apply-idempotent "^apply: 0 changed, 2 unchanged, 0 failed$" $A
+expect_ok apply-check-clean "^apply: 0 to change, 2 unchanged" $A --check
+CFG=cfg-probe cfg "path = \"$G/probe.wasm\"" "fuel = 30000000"
+expect_fail apply-drift-reported "cfg-probe: drift: fuel 20000000 → 30000000: would reload" $A --check
+expect_ok apply-drift-fixed "cfg-probe: reloaded \(drift: fuel 20000000 → 30000000\)" $A
+expect_ok apply-drift-limit-in-force "^cfg-probe .*fuel/call 30000000," $W list
+CFG=hello cfg "path = \"$G/probe.wasm\"" 'name = "cfg-hello"' "instances = 1"
+expect_ok apply-binary-drift "cfg-hello: reloaded \(drift: sha256 [0-9a-f]{12}… → [0-9a-f]{12}…" $A
+before=$($W list --json)
+CFG=zz-bad cfg 'path = "nowhere.wasm"' "fule = 1"
+expect_fail apply-bad-config "zz-bad.toml.*unknown field .fule." $A
+if [ "$($W list --json)" = "$before" ]; then ok apply-bad-config-changes-nothing; else ko apply-bad-config-changes-nothing "list changed"; fi
+rm /tmp/wasm.d/zz-bad.toml /tmp/wasm.d/hello.toml
+expect_ok apply-unmanaged-left "cfg-hello: not configured \(left loaded\)" $A
+expect_ok apply-prune "cfg-hello: unloaded \(not configured\)" $A --prune
+expect_fail apply-pruned-gone "no module named 'cfg-hello'" $W call cfg-hello add 1 2
+expect_ok apply-json '"changed":0,"check":false,"failed":0,"modules":\[\{"name":"cfg-probe","outcome":"unchanged"\}\]' $A --json
+$W unload cfg-probe > /dev/null
+rmmod wasm
+expect_klog apply-rmmod-frees-everything "wasm: module unloaded, 0 wasm modules freed, 0 live allocations (0 bytes)"
+
+# --- wasm.ko without usable module BTF: /dev/wasm works, eBPF calls are reported unavailable --
+for variant in nobtf:" has no BTF" unresolved:"'s kfunc BTF ids are unresolved"; do
+	v=${variant%%:*} why=${variant#*:}
+	dmesg -c > /dev/null
+	if insmod /lib/wasm-$v.ko; then ok "insmod-$v"; else ko "insmod-$v" "insmod failed"; continue; fi
+	expect_klog "kfuncs-$v-logged" "wasm: eBPF calls unavailable: wasm.ko$why"
+	if [ "$(dmesg | grep -c 'wasm: eBPF calls')" = 1 ]; then ok "kfuncs-$v-one-line"; else ko "kfuncs-$v-one-line" "$(dmesg | grep 'wasm:')"; fi
+	expect_ok "version-ebpf-$v" "^eBPF calls unavailable: wasm.ko$why.*rebuild" $W version
+	expect_ok "version-json-ebpf-$v" '"ebpf":\{"available":false' $W version --json
+	expect_ok "device-works-$v" "^42$" sh -c "$W load $G/probe.wasm > /dev/null && $W call probe add 40 2"
+	expect_fail "bpf-refused-$v" "." /bin/wasm-bpf call /bpf/kfunc_test.bpf.o --module probe --function add 40 2
+	$W unload probe > /dev/null
+	rmmod wasm
+	expect_klog "rmmod-$v" "wasm: module unloaded, 0 wasm modules freed, 0 live allocations (0 bytes)"
+done
 finish

@@ -122,13 +122,19 @@ pub fn module(root: &Path, kernel: &Kernel, out: &Path) -> Result<PathBuf> {
             std::fs::copy(&src, &dst)?;
         }
     }
-    run(Command::new("make")
-        .arg("-C")
+    // As on a host: module BTF from the image when the headers lack vmlinux (6.1).
+    let mut make = Command::new("make");
+    make.arg("-C")
         .arg(root)
         .arg("--no-print-directory")
         .arg("module")
         .arg(format!("KDIR={}", kernel.kdir.display()))
-        .arg(format!("KMOD_DIR={}", out.display())))?;
+        .arg(format!("KMOD_DIR={}", out.display()))
+        .arg(format!("VMLINUZ={}", kernel.image.display()));
+    if let Some(tool) = &kernel.resolve_btfids {
+        make.arg(format!("RESOLVE_BTFIDS={}", tool.display()));
+    }
+    run(&mut make)?;
     let ko = out.join("wasm.ko");
     check_kfunc_btf(&ko).with_context(|| format!("{} for {}", ko.display(), kernel.release))?;
     Ok(ko)
@@ -213,6 +219,33 @@ fn signing_key(root: &Path) -> Result<(PathBuf, PathBuf)> {
             .arg(&cert))?;
     }
     Ok((key, cert))
+}
+
+/// Copies of `wasm.ko` as builds without module BTF would make them, for the VM scenarios
+/// that check how wasm.ko reports eBPF calls unavailable: `wasm-nobtf.ko` (no `.BTF`, as
+/// Kbuild leaves it without vmlinux) and `wasm-unresolved.ko` (BTF but an empty kfunc set,
+/// as without resolve_btfids).
+pub fn kfunc_variants(ko: &Path) -> Result<Vec<PathBuf>> {
+    let dir = ko.parent().context("module path")?;
+    let (no_btf, unresolved) = (dir.join("wasm-nobtf.ko"), dir.join("wasm-unresolved.ko"));
+    run(Command::new("objcopy")
+        .arg("--remove-section=.BTF")
+        .arg(ko)
+        .arg(&no_btf))?;
+    let ids = dir.join("wasm.btf_ids.empty");
+    run(Command::new("objcopy")
+        .args(["-O", "binary", "--only-section=.BTF_ids"])
+        .arg(ko)
+        .arg(&ids))?;
+    let mut data = std::fs::read(&ids)?;
+    data.get_mut(..4).context(".BTF_ids is empty")?.fill(0);
+    std::fs::write(&ids, data)?;
+    run(Command::new("objcopy")
+        .arg(format!("--update-section=.BTF_ids={}", ids.display()))
+        .arg(ko)
+        .arg(&unresolved))?;
+    std::fs::remove_file(&ids)?;
+    Ok(vec![no_btf, unresolved])
 }
 
 /// Number of kfuncs `wasm_kfuncs.c` registers on every kernel (6.12 has one more).

@@ -44,6 +44,8 @@ pub struct Kernel {
     pub image: PathBuf,
     /// The headers directory to pass as `KDIR`.
     pub kdir: PathBuf,
+    /// `resolve_btfids` for headers that lack it (6.1), as `make module` takes it.
+    pub resolve_btfids: Option<PathBuf>,
 }
 
 fn output(cmd: &mut Command) -> Result<String> {
@@ -135,6 +137,7 @@ pub fn fetch(series: Series, cache: &Path) -> Result<Kernel> {
         image: root.join(format!("boot/vmlinuz-{release}")),
         kdir: root.join(format!("usr/src/linux-headers-{release}")),
         release,
+        resolve_btfids: None,
     };
     if !kernel.image.exists() || !kernel.kdir.join("Makefile").exists() {
         bail!(
@@ -147,13 +150,12 @@ pub fn fetch(series: Series, cache: &Path) -> Result<Kernel> {
 }
 
 /// Parts of the 6.1 kernel source tree (from Debian's `linux-source-6.1`) that the build
-/// needs: checkpatch, and what builds `resolve_btfids` and extracts `vmlinux` (6.1's headers
-/// package ships neither, and without them a module gets no BTF and its kfuncs are invisible).
-const SOURCE_MEMBERS: [&str; 11] = [
+/// needs: checkpatch, and what builds `resolve_btfids` (6.1's headers package lacks it, and
+/// without it a module's kfuncs are invisible).
+const SOURCE_MEMBERS: [&str; 10] = [
     "scripts/checkpatch.pl",
     "scripts/spelling.txt",
     "scripts/const_structs.checkpatch",
-    "scripts/extract-vmlinux",
     "scripts/bpf_doc.py",
     "tools/bpf",
     "tools/lib",
@@ -274,40 +276,23 @@ pub fn debug_kernel(cache: &Path) -> Result<Kernel> {
         release,
         image: tree.join("arch/x86/boot/bzImage"),
         kdir: tree,
+        resolve_btfids: None,
     })
 }
 
-/// Gives a 6.1 headers tree what Kbuild needs to produce module BTF: `vmlinux` (extracted from
-/// the exact image, it keeps its `.BTF`) and `resolve_btfids` (built from the source tree).
-/// 6.12's headers ship both.
-pub fn enable_module_btf(kernel: &Kernel, source: &Path) -> Result<()> {
-    let vmlinux = kernel.kdir.join("vmlinux");
-    if !vmlinux.exists() {
-        let elf = Command::new("sh")
-            .arg(source.join("scripts/extract-vmlinux"))
-            .arg(&kernel.image)
-            .output()
-            .context("cannot run extract-vmlinux")?;
-        if !elf.status.success() || !elf.stdout.starts_with(b"\x7fELF") {
-            bail!("extract-vmlinux found no ELF in {}", kernel.image.display());
-        }
-        std::fs::write(&vmlinux, elf.stdout)?;
-    }
-    let tool = kernel.kdir.join("tools/bpf/resolve_btfids/resolve_btfids");
+/// Builds (once) `resolve_btfids` from the source tree: 6.1's headers lack it, and
+/// `scripts/module-btf.sh` needs it to give wasm.ko its module BTF, as on a host.
+pub fn resolve_btfids(source: &Path) -> Result<PathBuf> {
+    let tool = source.join("tools/bpf/resolve_btfids/resolve_btfids");
     if !tool.exists() {
-        let built = source.join("tools/bpf/resolve_btfids/resolve_btfids");
-        if !built.exists() {
-            output(
-                Command::new("make")
-                    .arg("-C")
-                    .arg(source.join("tools/bpf/resolve_btfids"))
-                    .arg("-s"),
-            )?;
-        }
-        std::fs::create_dir_all(tool.parent().context("tool path")?)?;
-        std::fs::copy(&built, &tool)?;
+        output(
+            Command::new("make")
+                .arg("-C")
+                .arg(source.join("tools/bpf/resolve_btfids"))
+                .arg("-s"),
+        )?;
     }
-    Ok(())
+    Ok(tool)
 }
 
 #[cfg(test)]

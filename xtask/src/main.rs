@@ -116,6 +116,8 @@ pub(crate) struct Prepared {
     module: PathBuf,
     /// The guests compiled into native modules for this kernel.
     native: Vec<PathBuf>,
+    /// `wasm.ko` as builds without module BTF would make it.
+    variants: Vec<PathBuf>,
     dir: PathBuf,
 }
 
@@ -123,10 +125,10 @@ fn prepare(root: &Path, series: &[Series]) -> Result<(build::Userland, Vec<Prepa
     let cache = root.join("target/vm/kernels");
     let mut kernels = Vec::new();
     for s in series {
-        let kernel = kernel::fetch(*s, &cache)?;
+        let mut kernel = kernel::fetch(*s, &cache)?;
         if *s == Series::V6_1 {
             let source = kernel::source_tree(&cache)?;
-            kernel::enable_module_btf(&kernel, &source)?;
+            kernel.resolve_btfids = Some(kernel::resolve_btfids(&source)?);
         }
         kernels.push(kernel);
     }
@@ -140,6 +142,7 @@ fn prepare_kernels(root: &Path, kernels: Vec<Kernel>) -> Result<(build::Userland
     for kernel in kernels {
         let dir = root.join("target/vm").join(&kernel.release);
         let module = build::module(root, &kernel, &dir.join("kmod"))?;
+        let variants = build::kfunc_variants(&module)?;
         let native = build::native_modules(
             root,
             &userland,
@@ -151,6 +154,7 @@ fn prepare_kernels(root: &Path, kernels: Vec<Kernel>) -> Result<(build::Userland
             kernel,
             module,
             native,
+            variants,
             dir,
         });
     }
@@ -169,6 +173,7 @@ fn payload(userland: &build::Userland, p: &Prepared, scenario: String) -> vm::Pa
         executables: Vec::new(),
         guest_files: Vec::new(),
         native: p.native.clone(),
+        module_variants: p.variants.clone(),
     }
 }
 

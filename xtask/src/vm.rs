@@ -41,6 +41,8 @@ pub struct Payload {
     pub guest_files: Vec<PathBuf>,
     /// Native modules built for this kernel (`wasmctl compile`), under `/native`.
     pub native: Vec<PathBuf>,
+    /// Variants of `wasm.ko` ([`crate::build::kfunc_variants`]), under `/lib`.
+    pub module_variants: Vec<PathBuf>,
 }
 
 const INIT: &str = include_str!("../guest/init.sh");
@@ -100,6 +102,7 @@ pub fn initramfs(payload: &Payload, out: &Path) -> Result<()> {
         ("bin", &payload.executables, 0o755),
         ("guests", &payload.guest_files, 0o644),
         ("native", &payload.native, 0o644),
+        ("lib", &payload.module_variants, 0o644),
     ] {
         for f in extra {
             let name = f

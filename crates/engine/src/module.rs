@@ -15,6 +15,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::marker::PhantomData;
+use sha2::Digest;
 use wasm_proto::{FuncSig, Limits, ModuleInfo, Tier, ValType, Value, MAX_VALUES};
 use wasmi::{Engine, ExternType, Func, Linker, Module, ResumableCall, Store, Val};
 
@@ -73,6 +74,7 @@ pub(crate) struct Slot {
 pub struct LoadedModule<H: Host> {
     name: String,
     wasm_size: u64,
+    digest: [u8; 32],
     entrypoint: String,
     entry_args: Vec<Value>,
     limits: Limits,
@@ -619,6 +621,7 @@ impl<H: Host> LoadedModule<H> {
         Ok(LoadedModule {
             name: spec.name.to_string(),
             wasm_size: spec.wasm.len() as u64,
+            digest: sha2::Sha256::digest(spec.wasm).into(),
             entrypoint,
             entry_args,
             limits,
@@ -746,6 +749,7 @@ impl<H: Host> LoadedModule<H> {
             name: self.name.clone(),
             tier: Tier::Interpreted,
             wasm_size: self.wasm_size,
+            digest: Some(self.digest),
             entrypoint: self.entrypoint.clone(),
             limits: self.limits,
             exports: self.exports.clone(),

@@ -26,7 +26,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this crate speaks. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// Frame magic: the bytes `WASM`.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"WASM");
@@ -347,6 +347,9 @@ pub struct ModuleInfo {
     pub tier: Tier,
     /// Size of the module's binary.
     pub wasm_size: u64,
+    /// SHA-256 of the module's binary, for interpreted modules (a native module's unit is its
+    /// `.ko`, which `modinfo` describes).
+    pub digest: Option<[u8; 32]>,
     /// The entrypoint run at load, empty if none.
     pub entrypoint: String,
     /// The limits in force.
@@ -397,6 +400,55 @@ pub struct Stats {
     pub abandoned_freed: u64,
 }
 
+/// Whether wasm.ko's kfuncs are registered, so that eBPF programs can call Wasm functions.
+///
+/// Without them `/dev/wasm` still works; only eBPF calls are unavailable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kfuncs {
+    /// Registered: eBPF programs can call Wasm functions.
+    Registered,
+    /// wasm.ko carries no BTF (it was built against kernel headers without `vmlinux`), so the
+    /// kernel refused to register its kfuncs.
+    MissingBtf,
+    /// wasm.ko carries BTF but its kfunc set has no resolved BTF ids (`resolve_btfids` did not
+    /// run at its build): the kfuncs would be invisible to the verifier.
+    UnresolvedBtfIds,
+    /// Registration failed with this errno.
+    Failed(i32),
+}
+
+impl Kfuncs {
+    /// Whether eBPF programs can call Wasm functions.
+    pub fn available(self) -> bool {
+        self == Kfuncs::Registered
+    }
+}
+
+impl core::fmt::Display for Kfuncs {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        const REBUILD: &str = "rebuild wasm.ko with the project's `make` (or its DKMS package), \
+                               which adds BTF on every kernel";
+        match self {
+            Kfuncs::Registered => write!(f, "available (kfuncs registered)"),
+            Kfuncs::MissingBtf => write!(
+                f,
+                "unavailable: wasm.ko has no BTF (built against headers without vmlinux); {REBUILD}"
+            ),
+            Kfuncs::UnresolvedBtfIds => write!(
+                f,
+                "unavailable: wasm.ko's kfunc BTF ids are unresolved (resolve_btfids did not \
+                 run); {REBUILD}"
+            ),
+            Kfuncs::Failed(errno) => {
+                write!(
+                    f,
+                    "unavailable: registering the kfuncs failed (errno {errno})"
+                )
+            }
+        }
+    }
+}
+
 /// The answer to one request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
@@ -406,6 +458,8 @@ pub enum Response {
         protocol: u16,
         /// Version of the kernel module.
         module: String,
+        /// Whether eBPF programs can call Wasm functions.
+        kfuncs: Kfuncs,
     },
     /// The module was loaded.
     Loaded {

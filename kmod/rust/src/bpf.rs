@@ -14,9 +14,27 @@ use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::ffi::c_void;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU16, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicPtr, AtomicU16, Ordering};
 use wasm_engine::RawError;
-use wasm_proto::{errno, MAX_VALUES};
+use wasm_proto::{errno, Kfuncs, MAX_VALUES};
+
+/// What `wasm_kfuncs_register()` returned at module init (see `wasm_shim.h`).
+static KFUNCS: AtomicI32 = AtomicI32::new(0);
+
+/// Records what `wasm_kfuncs_register()` returned, once, at module init.
+pub fn set_kfuncs(status: i32) {
+    KFUNCS.store(status, Ordering::Relaxed);
+}
+
+/// Whether eBPF programs can call the kfuncs, and if not why.
+pub fn kfuncs() -> Kfuncs {
+    match KFUNCS.load(Ordering::Relaxed) {
+        0 => Kfuncs::Registered,
+        ffi::KFUNCS_NO_BTF => Kfuncs::MissingBtf,
+        ffi::KFUNCS_UNRESOLVED => Kfuncs::UnresolvedBtfIds,
+        e => Kfuncs::Failed(-e),
+    }
+}
 
 /// Most modules callable from eBPF at once: every loaded module.
 pub const TABLE_SIZE: usize = wasm_engine::MAX_MODULES;

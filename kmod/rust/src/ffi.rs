@@ -369,6 +369,11 @@ pub struct NativeCall {
     fuel_left: u64,
 }
 
+/// `WASM_KFUNCS_NO_BTF`: `wasm_kfuncs_register()` found no module BTF.
+pub const KFUNCS_NO_BTF: i32 = 1;
+/// `WASM_KFUNCS_UNRESOLVED`: the kfunc set's BTF ids were never resolved.
+pub const KFUNCS_UNRESOLVED: i32 = 2;
+
 /// `WASM_NATIVE_FPU`: the code uses floating point.
 const NATIVE_FPU: u32 = 0x1;
 /// `WASM_SHIM_NATIVE_MAY_SLEEP`.

@@ -23,16 +23,22 @@ use ffi::UserPtr;
 use session::Session;
 
 /// Called by the shim's module init, before `/dev/wasm` exists: `memory_cap` is the
-/// `memory_cap_mb` module parameter, in bytes.
+/// `memory_cap_mb` module parameter, in bytes; `kfuncs` what `wasm_kfuncs_register()`
+/// returned.
 #[no_mangle]
-pub extern "C" fn wasm_rs_init(memory_cap: u64) -> i32 {
+pub extern "C" fn wasm_rs_init(memory_cap: u64, kfuncs: i32) -> i32 {
     session::set_memory_cap(memory_cap);
+    bpf::set_kfuncs(kfuncs);
     host::log_fmt(format_args!(
         "wasm: module loaded, protocol v{}, {} possible cpus, linear memory cap {} MiB",
         wasm_proto::PROTOCOL_VERSION,
         ffi::possible_cpus(),
         memory_cap >> 20
     ));
+    let kfuncs = bpf::kfuncs();
+    if !kfuncs.available() {
+        host::log_fmt(format_args!("wasm: eBPF calls {kfuncs}; /dev/wasm works"));
+    }
     0
 }
 

@@ -513,6 +513,7 @@ impl NativeModule {
             name: self.name.clone(),
             tier: Tier::Native,
             wasm_size: self.desc.wasm_size(),
+            digest: None,
             entrypoint: self.entrypoint.clone(),
             limits: self.limits,
             exports: self.exports.clone(),

@@ -316,6 +316,7 @@ fn handle(req: Request<'_>) -> Response {
         Request::Version => Ok(Response::Version {
             protocol: wasm_proto::PROTOCOL_VERSION,
             module: env!("CARGO_PKG_VERSION").to_string(),
+            kfuncs: crate::bpf::kfuncs(),
         }),
         Request::Load {
             name,

@@ -6,7 +6,8 @@ set -euo pipefail
 
 packages=(build-essential patch pkg-config bc bison flex kmod cpio xz-utils zstd perl libelf-dev libssl-dev
 	busybox-static clang llvm lld dwarves libbpf-dev bindgen zlib1g-dev libzstd-dev
-	wasi-libc libclang-rt-14-dev-wasm32 libc++-14-dev-wasm32 libc++abi-14-dev-wasm32 ldc nim wabt)
+	wasi-libc libclang-rt-14-dev-wasm32 libc++-14-dev-wasm32 libc++abi-14-dev-wasm32 ldc nim wabt
+	lintian mmdebstrap e2fsprogs)
 backports_packages=(qemu-system-x86 golang-1.23-go)
 
 missing() {

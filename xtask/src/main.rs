@@ -10,6 +10,7 @@ mod build;
 mod cpio;
 mod fuzz;
 mod kernel;
+mod package;
 mod vm;
 
 use anyhow::{bail, Context, Result};
@@ -71,6 +72,9 @@ enum Task {
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(fuzz::TARGETS))]
         target: Vec<String>,
     },
+    /// Build the Debian packages (wasm-kernel-module-dkms, wasmctl) into target/debian and
+    /// check them with lintian.
+    Package,
     /// Download and unpack the kernels only.
     Kernels,
     /// Check the C shim with the kernel's checkpatch.pl.
@@ -188,6 +192,18 @@ fn execute(task: Task) -> Result<()> {
             Ok(())
         }
         Task::Checkpatch => checkpatch(&root),
+        Task::Package => {
+            let debs = packages(&root)?;
+            let report = package::lintian(&[&debs.dkms, &debs.wasmctl])?;
+            println!("{}", debs.dkms.display());
+            println!("{}", debs.wasmctl.display());
+            if report.trim().is_empty() {
+                println!("lintian: clean");
+            } else {
+                print!("lintian:\n{report}");
+            }
+            Ok(())
+        }
         Task::Fuzz { seconds, target } => {
             let targets: Vec<&'static str> = fuzz::TARGETS
                 .into_iter()
@@ -246,6 +262,12 @@ fn execute(task: Task) -> Result<()> {
             vm_test(&root, &userland, &prepared, &scenarios, timeout)
         }
     }
+}
+
+/// Builds the Debian packages, with the `resolve_btfids` of Debian's 6.1 source.
+fn packages(root: &Path) -> Result<package::Packages> {
+    let source = kernel::source_tree(&root.join("target/vm/kernels"))?;
+    package::build(root, &kernel::resolve_btfids(&source)?)
 }
 
 fn checkpatch(root: &Path) -> Result<()> {

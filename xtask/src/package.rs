@@ -77,13 +77,12 @@ impl Tree {
 
     /// `copyright` and `changelog.Debian.gz` under `/usr/share/doc/NAME`.
     fn docs(&self, root: &Path, name: &str) -> Result<()> {
-        let copyright = format!(
+        let copyright =
             "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
              Upstream-Name: wasm-kernel-module\n\n\
              Files: *\nCopyright: 2026 wasm-kernel-module developers\nLicense: GPL-2.0-only\n \
              On Debian systems the full text of the GNU General Public License version 2\n \
-             is in /usr/share/common-licenses/GPL-2.\n"
-        );
+             is in /usr/share/common-licenses/GPL-2.\n";
         self.put(
             &format!("usr/share/doc/{name}/copyright"),
             copyright.as_bytes(),

@@ -419,7 +419,7 @@ pub fn run(
                 cpus: 1,
                 max_cpus: 64,
                 qemu: &["-icount", "shift=0,sleep=off"],
-                append: "",
+                ..BootOptions::default()
             },
         )?;
         std::fs::write(p.dir.join("console-bench.log"), &console)?;

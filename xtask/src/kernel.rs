@@ -79,7 +79,7 @@ fn newest_image(series: Series) -> Result<String> {
 }
 
 /// The header packages (`linux-headers-*`, `linux-kbuild-*`) that `headers` needs.
-fn header_packages(headers: &str) -> Result<Vec<String>> {
+pub fn header_packages(headers: &str) -> Result<Vec<String>> {
     let deps = output(Command::new("apt-cache").args(["depends", headers]))?;
     let mut pkgs = vec![headers.to_string()];
     for line in deps.lines() {

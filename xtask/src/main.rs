@@ -9,6 +9,7 @@ mod bench;
 mod build;
 mod cpio;
 mod fuzz;
+mod install;
 mod kernel;
 mod package;
 mod vm;
@@ -75,6 +76,10 @@ enum Task {
     /// Build the Debian packages (wasm-kernel-module-dkms, wasmctl) into target/debian and
     /// check them with lintian.
     Package,
+    /// The end-to-end install test: the packages installed with apt in a Debian 12 VM with
+    /// systemd, DKMS building wasm.ko, the hello world loaded at boot, then an upgrade to the
+    /// 6.12 kernel with DKMS rebuilding and everything loaded again.
+    InstallTest,
     /// Download and unpack the kernels only.
     Kernels,
     /// Check the C shim with the kernel's checkpatch.pl.
@@ -192,6 +197,25 @@ fn execute(task: Task) -> Result<()> {
             Ok(())
         }
         Task::Checkpatch => checkpatch(&root),
+        Task::InstallTest => {
+            let cache = root.join("target/vm/kernels");
+            let base = kernel::fetch(Series::V6_1, &cache)?;
+            let upgrade = kernel::fetch(Series::V6_12, &cache)?;
+            let debs = packages(&root)?;
+            let console = install::run_test(&root, &base, &upgrade, &[&debs.dkms, &debs.wasmctl])?;
+            for line in console.lines().filter(|l| l.starts_with("VMTEST")) {
+                println!("[install] {line}");
+            }
+            let o = evaluate("install test", &console);
+            for f in &o.failed {
+                println!("install-test:   {f}");
+            }
+            println!("{} passed, {} failed", o.passed, o.failed.len());
+            if !o.failed.is_empty() {
+                bail!("the install test failed (console: target/vm/install/console.log)");
+            }
+            Ok(())
+        }
         Task::Package => {
             let debs = packages(&root)?;
             let report = package::lintian(&[&debs.dkms, &debs.wasmctl])?;

@@ -164,6 +164,8 @@ pub struct BootOptions<'a> {
     pub qemu: &'a [&'a str],
     /// More kernel parameters.
     pub append: &'a str,
+    /// `-m`: memory in MiB.
+    pub memory_mb: u32,
 }
 
 impl Default for BootOptions<'_> {
@@ -173,6 +175,7 @@ impl Default for BootOptions<'_> {
             max_cpus: 2,
             qemu: &[],
             append: "",
+            memory_mb: 512,
         }
     }
 }
@@ -193,7 +196,9 @@ pub fn boot_with(
     let cmdline = format!("console=ttyS0 panic=-1 quiet {}", options.append);
     let mut child = Command::new("qemu-system-x86_64")
         .args(options.qemu)
-        .args(["-m", "512", "-smp"])
+        .arg("-m")
+        .arg(options.memory_mb.to_string())
+        .arg("-smp")
         .arg(format!(
             "{},maxcpus={}",
             options.cpus,

@@ -33,24 +33,14 @@ const PACKAGES: &[&str] = &[
 /// A boot runs at most this long (apt and a DKMS build under software emulation).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(1500);
 
-/// The machine's Debian mirror, from its apt sources (never written into the repository).
-fn mirror() -> Result<String> {
-    let sources = std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources")
-        .unwrap_or_default()
-        + &std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default();
-    sources
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("URIs:")
-                .map(|u| u.trim().to_string())
-                .or_else(|| {
-                    let mut w = l.split_whitespace();
-                    (w.next() == Some("deb"))
-                        .then(|| w.next().map(str::to_string))
-                        .flatten()
-                })
-        })
-        .context("cannot find the Debian mirror in /etc/apt")
+/// Where mmdebstrap takes its packages from: the machine's own Debian sources (bookworm, its
+/// updates and security, where the current kernels are), never a host written here.
+fn sources() -> Result<PathBuf> {
+    ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .context("no Debian sources in /etc/apt")
 }
 
 /// The debs `apt-get download` fetches for `packages`, into `dir` (once).
@@ -103,7 +93,7 @@ fn root_image(dir: &Path, base: &Kernel) -> Result<(PathBuf, PathBuf)> {
             .arg(format!("--include={include}"))
             .args(["bookworm"])
             .arg(&rootfs)
-            .arg(mirror()?))?;
+            .arg(sources()?))?;
         let put = |path: &str, text: &str, mode: u32| -> Result<()> {
             use std::os::unix::fs::PermissionsExt;
             let p = rootfs.join(path);

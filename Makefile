@@ -30,7 +30,7 @@ BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 \
 
 .PHONY: all deps module resolve-btfids rust-kmod insmod rmmod logs build-cli build-samples build-bpf build-bench build-bench-guest build-languages \
 	build-hello-world-rust-wasm load-hello-world-rust-wasm load-ebpf-packet-filter \
-	load-ebpf-connect-authz load-ebpf-syscall-stats bench demo test package install-test fuzz stress debug-test check clean
+	load-ebpf-connect-authz load-ebpf-syscall-stats bench demo test package install-test image fuzz stress debug-test check clean
 
 all: module
 
@@ -213,6 +213,8 @@ test: deps check
 	$(CARGO) xtask vm-test
 	$(CARGO) xtask fuzz --seconds 15
 	$(CARGO) xtask bench --scale smoke
+	$(CARGO) xtask package
+	$(CARGO) xtask image
 
 # The Debian packages (target/debian, lintian-checked), and the end-to-end install test:
 # both installed with apt in a Debian 12 VM booted with systemd, DKMS, boot-time loading and
@@ -222,6 +224,10 @@ package: deps
 
 install-test: deps
 	$(CARGO) xtask install-test
+
+# The container image (target/oci) and the Kubernetes manifests checked (deploy/).
+image: deps
+	$(CARGO) xtask image
 
 # Longer runs, outside make test: each fuzz target for FUZZ_SECONDS, and the hardening suite
 # with a STRESS_SECONDS stress and frame-fuzzing run.

@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(build-essential patch pkg-config bc bison flex kmod cpio xz-utils zstd perl libelf-dev libssl-dev
 	busybox-static clang llvm lld dwarves libbpf-dev bindgen zlib1g-dev libzstd-dev
 	wasi-libc libclang-rt-14-dev-wasm32 libc++-14-dev-wasm32 libc++abi-14-dev-wasm32 ldc nim wabt
-	lintian mmdebstrap e2fsprogs)
+	lintian mmdebstrap e2fsprogs umoci)
 backports_packages=(qemu-system-x86 golang-1.23-go)
 
 missing() {
@@ -68,5 +68,7 @@ else
 fi
 # Zig comes from PyPI, AssemblyScript from npm (samples/languages/assemblyscript).
 python3 -m ziglang version >/dev/null 2>&1 || python3 -m pip install -q "ziglang==0.17.1"
+# The Kubernetes manifests are checked against Kubernetes' schemas (cargo xtask image).
+python3 -m kubernetes_validate --version >/dev/null 2>&1 || python3 -m pip install -q "kubernetes-validate==1.37.0"
 command -v npm >/dev/null 2>&1 || apt-get install -y -qq --no-install-recommends npm >/dev/null
 echo "install-deps: ready"

@@ -304,6 +304,33 @@ pub fn apply(dev: &mut Device, desired: &[Desired], opts: &Options<'_>) -> Resul
     Ok(report)
 }
 
+/// Unloads the configured modules that are loaded (`wasmctl apply --remove`: what a node
+/// agent does when it is removed), leaving every other module alone.
+pub fn remove(dev: &mut Device, desired: &[Desired]) -> Result<Report> {
+    let Response::List(loaded) = dev.request(&Request::List)? else {
+        bail!("unexpected answer to list");
+    };
+    let mut report = Report::default();
+    for d in desired {
+        let what = match loaded.iter().find(|m| m.name == d.name) {
+            Some(m) if m.tier == Tier::Interpreted => {
+                let r = dev.request(&Request::Unload { name: &d.name });
+                outcome(&mut report, r.map(drop), "unloaded")
+            }
+            Some(_) => {
+                report.unchanged += 1;
+                "a native module: left loaded (rmmod it)".to_string()
+            }
+            None => {
+                report.unchanged += 1;
+                "not loaded".to_string()
+            }
+        };
+        report.lines.push((d.name.clone(), what));
+    }
+    Ok(report)
+}
+
 fn outcome(report: &mut Report, r: Result<()>, done: &str) -> String {
     match r {
         Ok(()) => {

@@ -143,6 +143,9 @@ enum Command {
         /// environment, which the kernel does not report); repeatable.
         #[arg(long, value_name = "NAME")]
         reload: Vec<String>,
+        /// Unload the configured modules instead (what a node agent does when removed).
+        #[arg(long, conflicts_with_all = ["check", "prune", "reload"])]
+        remove: bool,
     },
     /// Show the protocol and module versions.
     Version,
@@ -367,6 +370,7 @@ fn execute(cli: &Cli) -> Result<()> {
             check,
             prune,
             reload,
+            remove,
         } => {
             let desired = apply::read_dir(config_dir)?;
             let mut dev = Device::open(&cli.device)?;
@@ -375,7 +379,11 @@ fn execute(cli: &Cli) -> Result<()> {
                 prune: *prune,
                 reload,
             };
-            let report = apply::apply(&mut dev, &desired, &opts)?;
+            let report = if *remove {
+                apply::remove(&mut dev, &desired)?
+            } else {
+                apply::apply(&mut dev, &desired, &opts)?
+            };
             out.applied(&report, *check);
             if report.failed > 0 {
                 bail!("{} module(s) could not be applied", report.failed);

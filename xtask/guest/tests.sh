@@ -420,7 +420,11 @@ expect_ok apply-unmanaged-left "cfg-hello: not configured \(left loaded\)" $A
 expect_ok apply-prune "cfg-hello: unloaded \(not configured\)" $A --prune
 expect_fail apply-pruned-gone "no module named 'cfg-hello'" $W call cfg-hello add 1 2
 expect_ok apply-json '"changed":0,"check":false,"failed":0,"modules":\[\{"name":"cfg-probe","outcome":"unchanged"\}\]' $A --json
-$W unload cfg-probe > /dev/null
+$W load $G/hello_world_rust.wasm --name unmanaged > /dev/null
+expect_ok apply-remove "^cfg-probe: unloaded$" $A --remove
+expect_ok apply-remove-leaves-others "^unmanaged " $W list
+expect_fail apply-removed-gone "no module named 'cfg-probe'" $W call cfg-probe add 1 2
+$W unload unmanaged > /dev/null
 rmmod wasm
 expect_klog apply-rmmod-frees-everything "wasm: module unloaded, 0 wasm modules freed, 0 live allocations (0 bytes)"
 

@@ -42,6 +42,17 @@ pub fn userland(root: &Path) -> Result<Userland> {
         "build-bpf",
         "build-languages",
     ]))?;
+    Ok(Userland {
+        wasmctl: static_wasmctl(root)?,
+        guests: root.join("samples/target/wasm32-unknown-unknown/release"),
+        bpf_loader: root.join("target/release/wasm-bpf"),
+        bpf_objects: root.join("target/bpf"),
+        languages: root.join("target/languages"),
+    })
+}
+
+/// Builds `wasmctl` statically linked (for the VM's initramfs and the container image).
+pub fn static_wasmctl(root: &Path) -> Result<PathBuf> {
     run(Command::new("cargo")
         .current_dir(root)
         .args([
@@ -53,13 +64,7 @@ pub fn userland(root: &Path) -> Result<Userland> {
             "x86_64-unknown-linux-gnu",
         ])
         .env("RUSTFLAGS", "-Ctarget-feature=+crt-static"))?;
-    Ok(Userland {
-        wasmctl: root.join("target/x86_64-unknown-linux-gnu/release/wasmctl"),
-        guests: root.join("samples/target/wasm32-unknown-unknown/release"),
-        bpf_loader: root.join("target/release/wasm-bpf"),
-        bpf_objects: root.join("target/bpf"),
-        languages: root.join("target/languages"),
-    })
+    Ok(root.join("target/x86_64-unknown-linux-gnu/release/wasmctl"))
 }
 
 /// Builds `wasm-frame-fuzz` (fuzz/vm), statically linked, for the hardening suite.

@@ -36,11 +36,14 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(1500);
 /// Where mmdebstrap takes its packages from: the machine's own Debian sources (bookworm, its
 /// updates and security, where the current kernels are), never a host written here.
 fn sources() -> Result<PathBuf> {
-    ["/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .context("no Debian sources in /etc/apt")
+    [
+        "/etc/apt/sources.list.d/debian.sources",
+        "/etc/apt/sources.list",
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .context("no Debian sources in /etc/apt")
 }
 
 /// The debs `apt-get download` fetches for `packages`, into `dir` (once).

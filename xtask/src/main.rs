@@ -9,6 +9,7 @@ mod bench;
 mod build;
 mod cpio;
 mod fuzz;
+mod image;
 mod install;
 mod kernel;
 mod package;
@@ -80,6 +81,9 @@ enum Task {
     /// systemd, DKMS building wasm.ko, the hello world loaded at boot, then an upgrade to the
     /// 6.12 kernel with DKMS rebuilding and everything loaded again.
     InstallTest,
+    /// Build the container image (OCI layout and archive in target/oci, no container engine
+    /// needed), check it with umoci, and validate the Kubernetes manifests of deploy/.
+    Image,
     /// Download and unpack the kernels only.
     Kernels,
     /// Check the C shim with the kernel's checkpatch.pl.
@@ -214,6 +218,17 @@ fn execute(task: Task) -> Result<()> {
             if !o.failed.is_empty() {
                 bail!("the install test failed (console: target/vm/install/console.log)");
             }
+            Ok(())
+        }
+        Task::Image => {
+            let layout = image::build(&root)?;
+            println!(
+                "{}:{} (and target/oci/{}-{}.tar): checked with umoci; manifests valid",
+                layout.display(),
+                env!("CARGO_PKG_VERSION"),
+                image::NAME,
+                env!("CARGO_PKG_VERSION")
+            );
             Ok(())
         }
         Task::Package => {

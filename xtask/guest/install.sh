@@ -3,6 +3,8 @@
 # wasm-apply.service), one stage per boot; counts survive reboots on the data disk. Prints
 # "VMTEST PASS name" / "VMTEST FAIL name: why" and finally "VMTEST SUMMARY passed=N failed=M".
 S=/mnt/test/state
+# Nothing may hang this up halfway (the console is a terminal).
+trap '' HUP
 export DEBIAN_FRONTEND=noninteractive PATH=/usr/sbin:/usr/bin:/sbin:/bin
 passed=$(cat $S/passed 2>/dev/null || echo 0)
 failed=$(cat $S/failed 2>/dev/null || echo 0)

@@ -12,8 +12,26 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// The scenario the VM runs at each boot (`wasm-install-test.service`).
+/// The scenario the VM runs at each boot, from the data disk (so that the cached root file
+/// system does not depend on it).
 const SCENARIO: &str = include_str!("../guest/install.sh");
+
+/// The unit that runs [`SCENARIO`] once the system is up and the boot-time loading is done.
+const UNIT: &str = "[Unit]
+Description=wasm-kernel-module install test
+After=wasm-apply.service systemd-modules-load.service
+RequiresMountsFor=/mnt/test
+
+[Service]
+Type=oneshot
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/ttyS0
+ExecStart=/bin/sh /mnt/test/install.sh
+
+[Install]
+WantedBy=multi-user.target
+";
 
 /// The root file system's packages besides the variant's.
 const PACKAGES: &[&str] = &[
@@ -80,7 +98,11 @@ fn root_image(dir: &Path, base: &Kernel) -> Result<(PathBuf, PathBuf)> {
     let rootfs = dir.join("rootfs");
     let image = dir.join("rootfs.img");
     let stamp = dir.join("rootfs.stamp");
-    let want = format!("{}\n{}\n{SCENARIO}", base.release, PACKAGES.join(","));
+    let want = format!(
+        "{}\n{}\n{UNIT}\nserial-getty masked",
+        base.release,
+        PACKAGES.join(",")
+    );
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
         eprintln!("xtask: building the install test's Debian root file system");
         if rootfs.exists() {
@@ -111,16 +133,12 @@ fn root_image(dir: &Path, base: &Kernel) -> Result<(PathBuf, PathBuf)> {
             "/dev/vda / ext4 defaults 0 1\n/dev/vdb /mnt/test ext4 defaults 0 2\n",
             0o644,
         )?;
-        put("usr/local/sbin/wasm-install-test", SCENARIO, 0o755)?;
-        put(
-            "etc/systemd/system/wasm-install-test.service",
-            "[Unit]\nDescription=wasm-kernel-module install test\n\
-             After=wasm-apply.service systemd-modules-load.service local-fs.target\n\
-             [Service]\nType=oneshot\nStandardOutput=tty\nStandardError=tty\nTTYPath=/dev/ttyS0\n\
-             ExecStart=/usr/local/sbin/wasm-install-test\n\
-             [Install]\nWantedBy=multi-user.target\n",
-            0o644,
-        )?;
+        put("etc/systemd/system/wasm-install-test.service", UNIT, 0o644)?;
+        // The console is the test's: a getty on it would hang the test's output up.
+        let getty = rootfs.join("etc/systemd/system/serial-getty@ttyS0.service");
+        if !getty.exists() {
+            std::os::unix::fs::symlink("/dev/null", &getty)?;
+        }
         let wants = rootfs.join("etc/systemd/system/multi-user.target.wants");
         std::fs::create_dir_all(&wants)?;
         let link = wants.join("wasm-install-test.service");
@@ -170,6 +188,7 @@ pub fn run_test(root: &Path, base: &Kernel, upgrade: &Kernel, debs: &[&Path]) ->
         )?;
     }
     std::fs::write(data.join("state/upgrade"), &upgrade.release)?;
+    std::fs::write(data.join("install.sh"), SCENARIO)?;
     let data_img = dir.join("data.img");
     let _ = std::fs::remove_file(&data_img);
     run(Command::new("mkfs.ext4")

@@ -443,4 +443,21 @@ for variant in nobtf:" has no BTF" unresolved:"'s kfunc BTF ids are unresolved";
 	rmmod wasm
 	expect_klog "rmmod-$v" "wasm: module unloaded, 0 wasm modules freed, 0 live allocations (0 bytes)"
 done
+
+# --- the container image's node agent: loads wasm.ko as DKMS installs it (xz-compressed),
+# applies its configuration, unloads it when stopped -------------------------------------------
+mkdir -p "/lib/modules/$(uname -r)/updates/dkms" /tmp/agent.d
+cp /lib/wasm.ko.xz "/lib/modules/$(uname -r)/updates/dkms/"
+printf 'path = "%s"\nname = "agent-hello"\n' "$G/hello_world_rust.wasm" > /tmp/agent.d/hello.toml
+WASM_DEVICE=/dev/wasm WASM_CONFIG_DIR=/tmp/agent.d WASM_APPLY_INTERVAL=1 /bin/wasm-node-agent > /tmp/agent.log 2>&1 &
+agent=$!
+tries=0
+until $W list 2>/dev/null | grep -q '^agent-hello ' || [ $tries -ge 100 ]; do sleep 0.2; tries=$((tries + 1)); done
+expect_ok agent-loads-module-and-config "^agent-hello " $W list
+sleep 2
+expect_ok agent-reapplies "^agent-hello: unchanged$" cat /tmp/agent.log
+kill -TERM $agent
+wait $agent
+expect_ok agent-removes-on-stop "^no modules loaded$" $W list
+rmmod wasm
 finish

@@ -229,7 +229,7 @@ fn signing_key(root: &Path) -> Result<(PathBuf, PathBuf)> {
 /// Copies of `wasm.ko` as builds without module BTF would make them, for the VM scenarios
 /// that check how wasm.ko reports eBPF calls unavailable: `wasm-nobtf.ko` (no `.BTF`, as
 /// Kbuild leaves it without vmlinux) and `wasm-unresolved.ko` (BTF but an empty kfunc set,
-/// as without resolve_btfids).
+/// as without resolve_btfids); and `wasm.ko.xz`, compressed as DKMS installs it on 6.12.
 pub fn kfunc_variants(ko: &Path) -> Result<Vec<PathBuf>> {
     let dir = ko.parent().context("module path")?;
     let (no_btf, unresolved) = (dir.join("wasm-nobtf.ko"), dir.join("wasm-unresolved.ko"));
@@ -250,7 +250,18 @@ pub fn kfunc_variants(ko: &Path) -> Result<Vec<PathBuf>> {
         .arg(ko)
         .arg(&unresolved))?;
     std::fs::remove_file(&ids)?;
-    Ok(vec![no_btf, unresolved])
+    // As DKMS installs it on kernels whose modules are xz-compressed (6.12).
+    let xz = dir.join("wasm.ko.xz");
+    let packed = Command::new("xz")
+        .args(["-c", "--check=crc32"])
+        .arg(ko)
+        .output()
+        .context("cannot run xz")?;
+    if !packed.status.success() {
+        bail!("xz failed");
+    }
+    std::fs::write(&xz, packed.stdout)?;
+    Ok(vec![no_btf, unresolved, xz])
 }
 
 /// Number of kfuncs `wasm_kfuncs.c` registers on every kernel (6.12 has one more).

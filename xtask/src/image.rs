@@ -17,7 +17,7 @@ pub const NAME: &str = "wasm-kernel-module";
 const TAG: &str = env!("CARGO_PKG_VERSION");
 
 /// Busybox applets the agent uses.
-const APPLETS: [&str; 3] = ["sh", "sleep", "modprobe"];
+const APPLETS: [&str; 6] = ["sh", "sleep", "find", "head", "unxz", "insmod"];
 
 /// The Kubernetes version whose schemas the manifests are checked against.
 const KUBERNETES: &str = "1.32.0";

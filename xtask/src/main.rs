@@ -436,6 +436,9 @@ fn vm_test(
             let initrd = p.dir.join(format!("initramfs-{name}.cpio"));
             let mut payload = payload(userland, p, scenario.clone());
             payload.executables.push(frame_fuzzer.clone());
+            payload
+                .executables
+                .push(root.join("deploy/image/wasm-node-agent"));
             vm::initramfs(&payload, &initrd)?;
             boots.push((*name, initrd, p.dir.join(format!("console-{name}.log"))));
         }

@@ -34,6 +34,14 @@ static unsigned int memory_cap_mb = 256;
 module_param(memory_cap_mb, uint, 0444);
 MODULE_PARM_DESC(memory_cap_mb, "Linear memory all Wasm instances may hold together, in MiB");
 
+static bool require_signature;
+module_param(require_signature, bool, 0444);
+MODULE_PARM_DESC(require_signature, "Refuse guests without a signature from a trusted key");
+
+static char *trusted_keys = "";
+module_param(trusted_keys, charp, 0444);
+MODULE_PARM_DESC(trusted_keys, "ed25519 public keys (64 hex digits each, comma-separated) whose guest signatures are accepted");
+
 /* Stack measurement: the unused part of the task stack is painted, and the
  * deepest overwritten word tells the peak use. The lowest words, holding
  * the stack-end magic, are left alone.
@@ -334,7 +342,8 @@ static int __init wasm_init(void)
 {
 	/* Without kfuncs /dev/wasm still works: the Rust side reports why. */
 	int ret = wasm_rs_init((u64)memory_cap_mb << 20,
-			       wasm_kfuncs_register());
+			       wasm_kfuncs_register(), require_signature,
+			       trusted_keys);
 
 	if (ret)
 		return ret;

@@ -11,7 +11,8 @@
 #include <linux/types.h>
 
 /* Implemented in Rust, called by the shim. */
-int wasm_rs_init(u64 memory_cap, int kfuncs);
+int wasm_rs_init(u64 memory_cap, int kfuncs, bool require_signature,
+		 const char *trusted_keys);
 void wasm_rs_exit(void);
 void *wasm_rs_open(void);
 void wasm_rs_release(void *session);
@@ -55,6 +56,10 @@ bool wasm_shim_atomic_context(void);
 void wasm_shim_rcu_read_lock(void);
 void wasm_shim_rcu_read_unlock(void);
 void wasm_shim_synchronize_rcu(void);
+void wasm_shim_trace_load(const char *name, u32 version, u32 instances);
+void wasm_shim_trace_unload(const char *name);
+void wasm_shim_trace_call_failed(const char *name, u32 cpu, bool bpf, int err,
+				 u64 fuel, bool out_of_fuel);
 
 /* The native tier (wasm_native.c, rust/src/native.rs). */
 struct module;

@@ -4,7 +4,7 @@ mod packet;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use libbpf_rs::{Object, ObjectBuilder, ProgramInput};
+use libbpf_rs::{MapCore, Object, ObjectBuilder, ProgramInput};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -91,6 +91,16 @@ struct PacketRun {
     /// Runs of the program in the one test run.
     #[arg(long, default_value_t = 1)]
     repeat: u32,
+    /// Test-run again and again (the object, its globals and maps stay loaded) until this
+    /// file exists, for at most --for-secs seconds; then print how many runs were made.
+    #[arg(long, requires = "for_secs")]
+    stop_file: Option<PathBuf>,
+    /// The longest time to go on with --stop-file.
+    #[arg(long)]
+    for_secs: Option<u64>,
+    /// Print the values of this array map (u64 values) afterwards: `NAME=v0,v1,...`.
+    #[arg(long)]
+    dump_map: Vec<String>,
 }
 
 fn main() {
@@ -238,22 +248,7 @@ fn run(cmd: Cmd) -> Result<()> {
                 String::from_utf8_lossy(out)
             );
         }
-        Cmd::Xdp(PacketRun {
-            object,
-            prog,
-            packet,
-            repeat,
-        })
-        | Cmd::Tc(PacketRun {
-            object,
-            prog,
-            packet,
-            repeat,
-        }) => {
-            let obj = load(&object, &[prog.as_str()])?;
-            let packet = packet::build(&packet)?;
-            println!("verdict={}", verdict(&obj, &prog, &packet, repeat)?);
-        }
+        Cmd::Xdp(run) | Cmd::Tc(run) => packet_run(&run)?,
         Cmd::Attach {
             object,
             prog,
@@ -287,6 +282,44 @@ fn run(cmd: Cmd) -> Result<()> {
             repeat,
             rounds,
         } => bench(&object, repeat, rounds)?,
+    }
+    Ok(())
+}
+
+/// Test-runs a packet program, once or until the stop file appears, and prints its verdict
+/// and the maps asked for.
+fn packet_run(r: &PacketRun) -> Result<()> {
+    let obj = load(&r.object, &[r.prog.as_str()])?;
+    let packet = packet::build(&r.packet)?;
+    let mut v = verdict(&obj, &r.prog, &packet, r.repeat)?;
+    if let (Some(stop), Some(secs)) = (&r.stop_file, r.for_secs) {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let mut runs = 1u64;
+        while !stop.exists() && std::time::Instant::now() < end {
+            v = verdict(&obj, &r.prog, &packet, r.repeat)?;
+            runs += 1;
+        }
+        println!("runs={runs} calls={}", runs * u64::from(r.repeat));
+    }
+    println!("verdict={v}");
+    for name in &r.dump_map {
+        let map = obj
+            .maps()
+            .find(|m| m.name() == name.as_str())
+            .with_context(|| format!("no map named {name}"))?;
+        let mut values = Vec::new();
+        for key in 0..map.max_entries() {
+            let value = map
+                .lookup(&key.to_ne_bytes(), libbpf_rs::MapFlags::ANY)
+                .with_context(|| format!("cannot read {name}[{key}]"))?
+                .unwrap_or_default();
+            let bytes: [u8; 8] = value
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .with_context(|| format!("{name} does not hold u64 values"))?;
+            values.push(u64::from_ne_bytes(bytes).to_string());
+        }
+        println!("{name}={}", values.join(","));
     }
     Ok(())
 }

@@ -55,6 +55,7 @@ fn load_and_call(wasm: &[u8], entrypoint: Option<&str>) {
         limits: LIMITS,
         args: &["one", "two words"],
         env: &["A=1"],
+        ..Default::default()
     };
     let Ok(mut module) = LoadedModule::<FuzzHost>::load(&spec, &BUDGET) else {
         return;

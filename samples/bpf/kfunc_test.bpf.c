@@ -132,4 +132,38 @@ int xdp_wasm_call(struct xdp_md *xdp)
 	return res[0] == 42 ? XDP_PASS : XDP_DROP;
 }
 
+/*
+ * Hot replace under load: calls policy.version(0) on every run with a handle
+ * looked up once, and counts the answers: answers[0] failed calls, [1] and
+ * [2] answers from version 1 and 2 of the policy, [3] any other answer.
+ */
+__s64 version_handle = -1;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u64);
+} answers SEC(".maps");
+
+SEC("xdp")
+int xdp_versions(struct xdp_md *xdp)
+{
+	char module[] = "policy", function[] = "version";
+	__u64 args[1] = { 0 }, res[1] = { 0 };
+	__u32 key = 0;
+	__u64 *n;
+
+	if (version_handle < 0)
+		version_handle = bpf_wasm_lookup(module, sizeof(module),
+						 function, sizeof(function));
+	if (bpf_wasm_call(version_handle, args, sizeof(args), res,
+			  sizeof(res)) == 1)
+		key = res[0] == 1 || res[0] == 2 ? res[0] : 3;
+	n = bpf_map_lookup_elem(&answers, &key);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	return XDP_PASS;
+}
+
 char LICENSE[] SEC("license") = "GPL";

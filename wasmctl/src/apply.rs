@@ -12,11 +12,14 @@
 //! instances = 0               # 0: one per possible CPU
 //! args = ["--verbose"]        # WASI arguments and environment
 //! env = ["MODE=strict"]
+//! allow = ["debug", "bpf-maps"] # capabilities, as `wasmctl load --allow` (default: default)
+//! signature = "packet_filter.wasm.sig" # default: PATH.sig, if it exists
 //! ```
 //!
-//! Applying is idempotent: a module whose binary (SHA-256), limits, instance count and
-//! entrypoint match its file is left alone; one that differs has drifted and is loaded again;
-//! one that is not loaded is loaded. WASI arguments and environment are not reported by the
+//! Applying is idempotent: a module whose binary (SHA-256), limits, instance count,
+//! entrypoint and grants match its file is left alone; one that differs has drifted and is
+//! replaced in place (`load --replace`: eBPF handles stay valid), or unloaded and loaded
+//! again if its exports changed; one that is not loaded is loaded. WASI arguments and environment are not reported by the
 //! kernel, so a change of only those is not seen: `--reload NAME` forces it.
 
 use crate::device::Device;
@@ -43,6 +46,8 @@ struct Spec {
     args: Vec<String>,
     #[serde(default)]
     env: Vec<String>,
+    allow: Option<Vec<String>>,
+    signature: Option<PathBuf>,
 }
 
 /// A size in bytes: a number, or a string such as `"64M"`.
@@ -72,6 +77,12 @@ pub struct Desired {
     pub args: Vec<String>,
     /// WASI environment.
     pub env: Vec<String>,
+    /// Capabilities asked for (`None`: the defaults).
+    pub allow: Option<Vec<String>>,
+    /// The grants those make, by name.
+    pub grants: Vec<String>,
+    /// The binary's signature, if it has one.
+    pub signature: Option<Vec<u8>>,
 }
 
 /// Reads every `*.toml` of `dir`, in name order. Any bad file fails the whole read, so that
@@ -112,6 +123,16 @@ fn read_file(file: &Path) -> Result<Desired> {
         _ => spec.path.clone(),
     };
     let wasm = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let grants = match &spec.allow {
+        Some(names) => wasm_engine::Grants::parse(names.iter().map(String::as_str))
+            .map_err(anyhow::Error::msg)?,
+        None => wasm_engine::Grants::DEFAULT,
+    };
+    let signature = match (&spec.signature, file.parent()) {
+        (Some(sig), Some(dir)) if sig.is_relative() => Some(dir.join(sig)),
+        (sig, _) => sig.clone(),
+    };
+    let signature = crate::sign::read(&path, signature.as_deref())?;
     let memory = match &spec.memory {
         None => 0,
         Some(Size::Bytes(n)) => *n,
@@ -131,6 +152,9 @@ fn read_file(file: &Path) -> Result<Desired> {
         },
         args: spec.args,
         env: spec.env,
+        allow: spec.allow,
+        grants: grants.names(),
+        signature,
     })
 }
 
@@ -220,6 +244,13 @@ fn differences(d: &Desired, m: &ModuleInfo, cpus: u32) -> Result<Vec<String>> {
             diff.push(format!("entrypoint '{}' → '{e}'", m.entrypoint));
         }
     }
+    if d.grants != m.grants {
+        diff.push(format!(
+            "grants {} → {}",
+            m.grants.join(","),
+            d.grants.join(",")
+        ));
+    }
     Ok(diff)
 }
 
@@ -283,7 +314,7 @@ pub fn apply(dev: &mut Device, desired: &[Desired], opts: &Options<'_>) -> Resul
             }
             Action::Load(name) => {
                 let d = by_name(&name).context("planned module")?;
-                let r = load(dev, d);
+                let r = load(dev, d, false);
                 (name, outcome(&mut report, r, "loaded"))
             }
             Action::Reload(name, diff) if opts.check => {
@@ -292,10 +323,19 @@ pub fn apply(dev: &mut Device, desired: &[Desired], opts: &Options<'_>) -> Resul
             }
             Action::Reload(name, diff) => {
                 let d = by_name(&name).context("planned module")?;
-                let r = dev
-                    .request(&Request::Unload { name: &name })
-                    .and_then(|_| load(dev, d));
-                let done = format!("reloaded (drift: {})", diff.join(", "));
+                let (r, how) = match load(dev, d, true) {
+                    Err(e) if format!("{e:#}").contains("cannot replace the module") => {
+                        let r = dev
+                            .request(&Request::Unload { name: &name })
+                            .and_then(|_| load(dev, d, false));
+                        (
+                            r,
+                            "reloaded, exports changed: eBPF programs must look them up again",
+                        )
+                    }
+                    r => (r, "replaced"),
+                };
+                let done = format!("{how} (drift: {})", diff.join(", "));
                 (name, outcome(&mut report, r, &done))
             }
         };
@@ -344,7 +384,8 @@ fn outcome(report: &mut Report, r: Result<()>, done: &str) -> String {
     }
 }
 
-fn load(dev: &mut Device, d: &Desired) -> Result<()> {
+/// Loads `d`, or with `replace` replaces the loaded module of its name.
+fn load(dev: &mut Device, d: &Desired, replace: bool) -> Result<()> {
     let req = Request::Load {
         name: &d.name,
         wasm: &d.wasm,
@@ -352,6 +393,12 @@ fn load(dev: &mut Device, d: &Desired) -> Result<()> {
         limits: d.limits,
         args: d.args.iter().map(String::as_str).collect(),
         env: d.env.iter().map(String::as_str).collect(),
+        replace,
+        allow: d
+            .allow
+            .as_ref()
+            .map(|a| a.iter().map(String::as_str).collect()),
+        signature: d.signature.as_deref(),
     };
     match dev.request(&req)? {
         Response::Loaded { .. } => Ok(()),
@@ -377,15 +424,15 @@ mod tests {
             digest: Some(d.digest),
             entrypoint: "main".into(),
             limits,
+            version: 1,
+            grants: wasm_engine::Grants::DEFAULT.names(),
+            signer: None,
             exports: vec![],
             imports: vec![],
             instances: (0..instances)
                 .map(|cpu| InstanceInfo {
                     cpu: cpu as u32,
-                    calls: 0,
-                    traps: 0,
-                    fuel_used: 0,
-                    memory: 0,
+                    ..InstanceInfo::default()
                 })
                 .collect(),
         }

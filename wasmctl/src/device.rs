@@ -28,6 +28,10 @@ fn errno_name(e: i32) -> &'static str {
         errno::ETIME => "ETIME",
         errno::ENOLINK => "ENOLINK",
         errno::EPROTO => "EPROTO",
+        errno::ENOSPC => "ENOSPC",
+        errno::EPERM => "EPERM",
+        errno::EOPNOTSUPP => "EOPNOTSUPP",
+        errno::EKEYREJECTED => "EKEYREJECTED",
         _ => "error",
     }
 }

@@ -4,8 +4,10 @@
 mod apply;
 mod args;
 mod device;
+mod metrics;
 mod output;
 mod run;
+mod sign;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -49,6 +51,35 @@ impl WasiArgs {
 
     fn env(&self) -> Vec<&str> {
         self.wasi_env.iter().map(String::as_str).collect()
+    }
+}
+
+/// The capabilities of a module.
+#[derive(clap::Args, Clone)]
+struct GrantArgs {
+    /// Host function groups the module may import, comma-separated: debug, env, wasi:io,
+    /// wasi:args, wasi:clocks, wasi:random, wasi:proc, bpf-maps; `default` stands for all
+    /// but bpf-maps, `all` for all [default: default].
+    #[arg(long, value_delimiter = ',')]
+    allow: Option<Vec<String>>,
+}
+
+impl GrantArgs {
+    /// The groups as the protocol sends them, checked.
+    fn allow(&self) -> Result<Option<Vec<&str>>> {
+        let Some(names) = &self.allow else {
+            return Ok(None);
+        };
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        wasm_engine::Grants::parse(names.iter().copied()).map_err(anyhow::Error::msg)?;
+        Ok(Some(names))
+    }
+
+    fn grants(&self) -> Result<wasm_engine::Grants> {
+        Ok(match self.allow()? {
+            Some(names) => wasm_engine::Grants::parse(names).map_err(anyhow::Error::msg)?,
+            None => wasm_engine::Grants::DEFAULT,
+        })
     }
 }
 
@@ -96,9 +127,49 @@ enum Command {
         limits: LimitArgs,
         #[command(flatten)]
         wasi: WasiArgs,
+        #[command(flatten)]
+        grants: GrantArgs,
+        /// Replace the loaded module of this name atomically: the new code is compiled and
+        /// initialised first, then takes over every new call (eBPF handles stay valid); each
+        /// export must keep its signature.
+        #[arg(long)]
+        replace: bool,
+        /// The module's detached signature [default: FILE.sig, if it exists].
+        #[arg(long)]
+        signature: Option<PathBuf>,
         /// Print how long the load took (parse, validate, compile, instantiate, entrypoint).
         #[arg(long)]
         time: bool,
+    },
+    /// Create an ed25519 key pair for signing guests: KEY (secret, mode 0600) and KEY.pub
+    /// (for `insmod wasm.ko trusted_keys=...`).
+    Keygen {
+        /// The secret key file to create.
+        key: PathBuf,
+    },
+    /// Sign a module with a secret key: writes the detached signature that `load` sends.
+    Sign {
+        /// The .wasm file.
+        file: PathBuf,
+        /// The secret key file (from `wasmctl keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The signature file [default: FILE.sig].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Show what each module costs, refreshed like top: calls per second from user space
+    /// and from eBPF, traps, fuel, latency quantiles (from the kernel's histograms), memory.
+    Top {
+        /// Seconds between two screens.
+        #[arg(short = 'd', long, default_value_t = 1.0)]
+        interval: f64,
+        /// Screens to show, then exit [default: no end].
+        #[arg(short = 'n', long, default_value_t = 0)]
+        iterations: u64,
+        /// Print successive reports without clearing the screen.
+        #[arg(short, long)]
+        batch: bool,
     },
     /// Unload a module and free its instances.
     Unload {
@@ -125,7 +196,12 @@ enum Command {
         time: bool,
     },
     /// Show the kernel module's counters (live allocations, stack peaks).
-    Stats,
+    Stats {
+        /// Print every counter in the Prometheus text exposition format instead (for a node
+        /// exporter's textfile collector or a sidecar).
+        #[arg(long)]
+        prometheus: bool,
+    },
     /// Make the loaded modules match a configuration directory (one TOML file per module):
     /// load what is missing, reload what drifted (binary, limits, instances, entrypoint),
     /// report the rest. Idempotent; run at boot by wasm-apply.service.
@@ -202,6 +278,8 @@ enum Command {
         limits: LimitArgs,
         #[command(flatten)]
         wasi: WasiArgs,
+        #[command(flatten)]
+        grants: GrantArgs,
     },
 }
 
@@ -223,6 +301,7 @@ fn execute(cli: &Cli) -> Result<()> {
             args,
             limits,
             wasi,
+            grants,
         } => {
             let (wasm, name) = read_module(file, None)?;
             let spec = wasm_engine::LoadSpec {
@@ -232,6 +311,8 @@ fn execute(cli: &Cli) -> Result<()> {
                 limits: limits.limits(),
                 args: &wasi.args(),
                 env: &wasi.env(),
+                grants: grants.grants()?,
+                ..Default::default()
             };
             return run::run(&out, &spec, invoke.as_deref(), args);
         }
@@ -287,9 +368,13 @@ fn execute(cli: &Cli) -> Result<()> {
             entrypoint,
             limits,
             wasi,
+            grants,
+            replace,
+            signature,
             time,
         } => {
             let (wasm, name) = read_module(file, name.as_deref())?;
+            let signature = sign::read(file, signature.as_deref())?;
             let mut dev = Device::open(&cli.device)?;
             let req = Request::Load {
                 name: &name,
@@ -298,6 +383,9 @@ fn execute(cli: &Cli) -> Result<()> {
                 limits: limits.limits(),
                 args: wasi.args(),
                 env: wasi.env(),
+                replace: *replace,
+                allow: grants.allow()?,
+                signature: signature.as_deref(),
             };
             let started = Instant::now();
             let resp = dev.request(&req)?;
@@ -306,9 +394,48 @@ fn execute(cli: &Cli) -> Result<()> {
                 Response::Loaded {
                     instances,
                     entry_result,
-                } => out.loaded(&name, instances, entry_result, time.then_some(&took[..])),
+                    version,
+                } => out.loaded(
+                    &name,
+                    output::Loaded {
+                        instances,
+                        entry_result,
+                        version,
+                    },
+                    time.then_some(&took[..]),
+                ),
                 other => unexpected(other),
             }
+        }
+        Command::Keygen { key } => {
+            let public = sign::keygen(key)?;
+            println!("secret key {} (keep it private)", key.display());
+            println!("public key {public}");
+            println!("trust it: insmod wasm.ko trusted_keys={public} [require_signature=1]");
+        }
+        Command::Sign { file, key, output } => {
+            let wasm =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let sig = sign::sign(key, &wasm)?;
+            let path = output.clone().unwrap_or_else(|| sign::default_path(file));
+            std::fs::write(&path, sig)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!("signed {}: {}", file.display(), path.display());
+        }
+        Command::Top {
+            interval,
+            iterations,
+            batch,
+        } => {
+            if !interval.is_finite() || *interval <= 0.0 {
+                bail!("the interval must be a positive number of seconds");
+            }
+            let opts = metrics::TopOptions {
+                interval: std::time::Duration::from_secs_f64(*interval),
+                iterations: *iterations,
+                batch: *batch,
+            };
+            metrics::top(&mut Device::open(&cli.device)?, &opts)?;
         }
         Command::Unload { name } => {
             match Device::open(&cli.device)?.request(&Request::Unload { name })? {
@@ -392,10 +519,21 @@ fn execute(cli: &Cli) -> Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::Stats => match Device::open(&cli.device)?.request(&Request::Stats)? {
-            Response::Stats(stats) => out.stats(&stats),
-            other => unexpected(other),
-        },
+        Command::Stats { prometheus } => {
+            let mut dev = Device::open(&cli.device)?;
+            let stats = match dev.request(&Request::Stats)? {
+                Response::Stats(stats) => stats,
+                other => unexpected(other),
+            };
+            if *prometheus {
+                let Response::List(modules) = dev.request(&Request::List)? else {
+                    bail!("unexpected answer to list");
+                };
+                print!("{}", metrics::prometheus(&stats, &modules));
+            } else {
+                out.stats(&stats);
+            }
+        }
         Command::Version => match Device::open(&cli.device)?.request(&Request::Version)? {
             Response::Version {
                 protocol,

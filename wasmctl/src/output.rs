@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value as Json};
 use std::time::Duration;
-use wasm_proto::{FuncSig, Kfuncs, ModuleInfo, Stats, Tier, Value};
+use wasm_proto::{CallStats, FuncSig, Kfuncs, ModuleInfo, Stats, Tier, Value};
 
 /// Median, minimum and maximum of request durations, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +47,17 @@ impl Timing {
     }
 }
 
+/// What a load answered.
+#[derive(Debug, Clone, Copy)]
+pub struct Loaded {
+    /// Instances created.
+    pub instances: u32,
+    /// The entrypoint's result.
+    pub entry_result: Option<i32>,
+    /// The module's version (above 1 after a replace).
+    pub version: u32,
+}
+
 /// Where and how results are printed.
 pub struct Output {
     /// JSON instead of text.
@@ -74,6 +85,13 @@ fn sig_text(s: &FuncSig) -> String {
     format!("{}({}) -> ({})", s.name, p.join(", "), r.join(", "))
 }
 
+fn calls_json(c: &CallStats) -> Json {
+    json!({
+        "calls": c.calls, "traps": c.traps, "out_of_fuel": c.out_of_fuel,
+        "fuel_used": c.fuel_used, "time_ns": c.time_ns, "latency_log2_ns": c.latency.to_vec(),
+    })
+}
+
 fn sig_json(s: &FuncSig) -> Json {
     let p: Vec<String> = s.params.iter().map(ToString::to_string).collect();
     let r: Vec<String> = s.results.iter().map(ToString::to_string).collect();
@@ -86,26 +104,32 @@ impl Output {
     }
 
     /// After `load`.
-    pub fn loaded(
-        &self,
-        name: &str,
-        instances: u32,
-        entry_result: Option<i32>,
-        took: Option<&[Duration]>,
-    ) {
+    pub fn loaded(&self, name: &str, loaded: Loaded, took: Option<&[Duration]>) {
+        let Loaded {
+            instances,
+            entry_result,
+            version,
+        } = loaded;
         let timing = took.and_then(Timing::of);
         if self.json {
-            let mut v =
-                json!({ "loaded": name, "instances": instances, "entry_result": entry_result });
+            let mut v = json!({
+                "loaded": name, "instances": instances, "entry_result": entry_result,
+                "version": version,
+            });
             if let Some(t) = timing {
                 v["time"] = t.json();
             }
             self.print_json(v);
             return;
         }
+        let what = if version > 1 {
+            format!("replaced {name} (version {version})")
+        } else {
+            format!("loaded {name}")
+        };
         match entry_result {
-            Some(r) => println!("loaded {name}: {instances} instances, entrypoint returned {r}"),
-            None => println!("loaded {name}: {instances} instances"),
+            Some(r) => println!("{what}: {instances} instances, entrypoint returned {r}"),
+            None => println!("{what}: {instances} instances"),
         }
         if let Some(t) = timing {
             println!("{}", t.text());
@@ -166,11 +190,15 @@ impl Output {
                         "fuel_per_call": m.limits.fuel,
                         "bpf_fuel_per_call": m.limits.bpf_fuel,
                         "memory_limit": m.limits.memory,
+                        "version": m.version,
+                        "grants": m.grants,
+                        "signer": m.signer,
                         "exports": m.exports.iter().map(sig_json).collect::<Vec<_>>(),
                         "imports": m.imports.iter().map(sig_json).collect::<Vec<_>>(),
                         "instances": m.instances.iter().map(|i| json!({
-                            "cpu": i.cpu, "calls": i.calls, "traps": i.traps,
-                            "fuel_used": i.fuel_used, "memory": i.memory,
+                            "cpu": i.cpu, "calls": i.calls(), "traps": i.traps(),
+                            "fuel_used": i.fuel_used(), "memory": i.memory,
+                            "user": calls_json(&i.user), "bpf": calls_json(&i.bpf),
                         })).collect::<Vec<_>>(),
                     })
                 })
@@ -199,6 +227,18 @@ impl Output {
             if let Some(d) = &m.digest {
                 println!("  sha256   {}", hex(d));
             }
+            println!(
+                "  version  {}, granted {}{}",
+                m.version,
+                if m.grants.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    m.grants.join(",")
+                },
+                m.signer
+                    .as_ref()
+                    .map_or(String::new(), |k| format!(", signed by {k}"))
+            );
             for i in &m.imports {
                 println!("  import   {}", sig_text(i));
             }
@@ -207,8 +247,16 @@ impl Output {
             }
             for i in &m.instances {
                 println!(
-                    "  cpu {:<3} calls {:<8} traps {:<6} fuel {:<12} memory {}",
-                    i.cpu, i.calls, i.traps, i.fuel_used, i.memory
+                    "  cpu {:<3} calls {:<8} traps {:<6} fuel {:<12} memory {:<10} user {}/{} bpf {}/{}",
+                    i.cpu,
+                    i.calls(),
+                    i.traps(),
+                    i.fuel_used(),
+                    i.memory,
+                    i.user.calls,
+                    i.user.traps,
+                    i.bpf.calls,
+                    i.bpf.traps
                 );
             }
         }

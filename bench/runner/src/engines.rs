@@ -157,6 +157,7 @@ pub fn spec(wasm: &[u8]) -> LoadSpec<'_> {
         },
         args: &[],
         env: &[],
+        ..Default::default()
     }
 }
 

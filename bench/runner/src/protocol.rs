@@ -75,6 +75,9 @@ impl<T: Transport> Session<T> {
             limits,
             args: Vec::new(),
             env: Vec::new(),
+            replace: false,
+            allow: None,
+            signature: None,
         })? {
             Response::Loaded { instances, .. } => {
                 self.loaded = Some(name.to_string());

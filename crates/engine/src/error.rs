@@ -35,6 +35,19 @@ pub enum Error {
     Full(usize),
     /// The host could not allocate memory.
     OutOfMemory,
+    /// The module imports a host function of a group its load did not grant.
+    NotGranted {
+        /// The import, `module.name`.
+        import: String,
+        /// The group it belongs to.
+        group: &'static str,
+    },
+    /// A replace would remove or change an export of the module it replaces.
+    Replace(String),
+    /// Not supported for this module.
+    Unsupported(String),
+    /// The module's signature is missing, malformed or not from a trusted key.
+    Signature(String),
 }
 
 impl Error {
@@ -52,6 +65,10 @@ impl Error {
             Error::Busy => errno::EBUSY,
             Error::Memory(_) | Error::OutOfMemory => errno::ENOMEM,
             Error::Full(_) => errno::ENOSPC,
+            Error::NotGranted { .. } => errno::EACCES,
+            Error::Replace(_) => errno::EINVAL,
+            Error::Unsupported(_) => errno::EOPNOTSUPP,
+            Error::Signature(_) => errno::EKEYREJECTED,
         }
     }
 }
@@ -77,6 +94,14 @@ impl fmt::Display for Error {
             Error::Memory(m) => write!(f, "memory limit: {m}"),
             Error::Full(n) => write!(f, "{n} modules are loaded, the most allowed: unload one"),
             Error::OutOfMemory => write!(f, "out of memory"),
+            Error::NotGranted { import, group } => write!(
+                f,
+                "the module imports {import}, which needs the capability '{group}': not granted \
+                 (load it with --allow including {group})"
+            ),
+            Error::Replace(m) => write!(f, "cannot replace the module: {m}"),
+            Error::Unsupported(m) => write!(f, "not supported: {m}"),
+            Error::Signature(m) => write!(f, "signature rejected: {m}"),
         }
     }
 }

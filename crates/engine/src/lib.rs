@@ -22,23 +22,29 @@ extern crate alloc;
 mod budget;
 mod counters;
 mod error;
+mod grants;
 mod host_api;
 mod module;
 mod raw;
 mod registry;
+pub mod signature;
 mod slot;
 mod wasi;
 
 pub use slot::{TryGuard, TryLock};
 
 pub use budget::MemoryBudget;
-pub use counters::Counters;
+pub use counters::{CallRecord, Caller, Counters, Ending};
 pub use error::Error;
+pub use grants::Grants;
 pub use host_api::{env_debug, PROVIDED};
-pub use module::{choose_entrypoint, resolve_limits, CallOutcome, LoadSpec, LoadedModule};
-pub use raw::{Lane, RawError};
+pub use module::{
+    choose_entrypoint, hex, order_exports, resolve_limits, CallOutcome, LoadSpec, LoadedModule,
+    Replaced,
+};
+pub use raw::{raw_record, Lane, RawError};
 pub use registry::{Entry, Registry};
-pub use wasm_proto::{FuncSig, InstanceInfo, Limits, ModuleInfo, Tier, ValType, Value};
+pub use wasm_proto::{CallStats, FuncSig, InstanceInfo, Limits, ModuleInfo, Tier, ValType, Value};
 
 /// Fuel given to one call when the load request does not say.
 pub const DEFAULT_FUEL: u64 = 100_000_000;

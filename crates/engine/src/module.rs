@@ -1,7 +1,8 @@
 //! A compiled module with one instance per CPU.
 
 use crate::budget::{Limiter, MemoryBudget};
-use crate::counters::Counters;
+use crate::counters::{CallRecord, Caller, Counters, Ending};
+use crate::grants::Grants;
 use crate::host_api::{self, InstanceData};
 use crate::raw::Fast;
 use crate::slot::TryLock;
@@ -15,7 +16,6 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::marker::PhantomData;
-use sha2::Digest;
 use wasm_proto::{FuncSig, Limits, ModuleInfo, Tier, ValType, Value, MAX_VALUES};
 use wasmi::{Engine, ExternType, Func, Linker, Module, ResumableCall, Store, Val};
 
@@ -37,6 +37,78 @@ pub struct LoadSpec<'a> {
     pub args: &'a [&'a str],
     /// WASI environment, `KEY=value` each.
     pub env: &'a [&'a str],
+    /// The host function groups the module may import from.
+    pub grants: Grants,
+    /// The module this load replaces, if it is a replace.
+    pub replaces: Option<Replaced<'a>>,
+    /// The trusted key that signed the binary (its first 8 bytes), if signed.
+    pub signer: Option<[u8; 8]>,
+}
+
+/// What a replace keeps of the module it replaces.
+#[derive(Debug, Clone, Copy)]
+pub struct Replaced<'a> {
+    /// Its exports: each must be exported again with the same signature, and keeps its index
+    /// (eBPF handles carry it).
+    pub exports: &'a [FuncSig],
+    /// Its version; the new module's is one more.
+    pub version: u32,
+}
+
+impl Default for LoadSpec<'_> {
+    fn default() -> Self {
+        LoadSpec {
+            name: "",
+            wasm: &[],
+            entrypoint: None,
+            limits: Limits::default(),
+            args: &[],
+            env: &[],
+            grants: Grants::DEFAULT,
+            replaces: None,
+            signer: None,
+        }
+    }
+}
+
+/// The exports of a module replacing one whose exports were `kept`: those first, in their
+/// order and with their signatures, then the new ones.
+///
+/// # Errors
+///
+/// [`Error::Replace`] naming an export that is gone or whose signature changed.
+pub fn order_exports(kept: &[FuncSig], mut new: Vec<FuncSig>) -> Result<Vec<FuncSig>, Error> {
+    let mut ordered = Vec::new();
+    ordered
+        .try_reserve_exact(new.len())
+        .map_err(|_| Error::OutOfMemory)?;
+    for old in kept {
+        let Some(at) = new.iter().position(|e| e.name == old.name) else {
+            return Err(Error::Replace(format!(
+                "the new binary does not export {}{}, which eBPF programs may call",
+                old.name,
+                signature(old)
+            )));
+        };
+        let e = new.remove(at);
+        if e.params != old.params || e.results != old.results {
+            return Err(Error::Replace(format!(
+                "export {} would change from {} to {}; eBPF programs may hold handles to it \
+                 (unload and load instead)",
+                old.name,
+                signature(old),
+                signature(&e)
+            )));
+        }
+        ordered.push(e);
+    }
+    ordered.extend(new);
+    Ok(ordered)
+}
+
+/// `(params) -> (results)`.
+fn signature(f: &FuncSig) -> String {
+    format!("{} -> {}", list(&f.params), list(&f.results))
 }
 
 /// The outcome of a successful call.
@@ -82,6 +154,9 @@ pub struct LoadedModule<H: Host> {
     imports: Vec<FuncSig>,
     slots: Box<[Slot]>,
     entry_result: Option<i32>,
+    version: u32,
+    grants: Grants,
+    signer: Option<[u8; 8]>,
     _host: PhantomData<fn() -> H>,
 }
 
@@ -211,6 +286,11 @@ fn from_val(v: &Val) -> Option<Value> {
     })
 }
 
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn list(types: &[ValType]) -> String {
     let names: Vec<String> = types.iter().map(|t| t.to_string()).collect();
     format!("({})", names.join(", "))
@@ -242,6 +322,19 @@ fn run_error(e: &wasmi::Error, budget: u64) -> Error {
             _ => Error::Trap(e.to_string()),
         },
     }
+}
+
+/// The error for an import the host does not provide.
+fn not_provided(m: &str, n: &str) -> Error {
+    let provided: Vec<String> = host_api::PROVIDED
+        .iter()
+        .map(|(m, n)| format!("{m}.{n}"))
+        .collect();
+    Error::Link(format!(
+        "the module imports {m}.{n}, which is not provided (provided: {}, and {})",
+        provided.join(", "),
+        wasi::MODULE
+    ))
 }
 
 /// Parses, validates and compiles. Kept out of line so its large frame is not stacked on the
@@ -509,10 +602,19 @@ impl Slot {
         let Some(func) = inst.instance.get_func(&inst.store, call.function) else {
             return (0, Err(Error::NoFunction(call.function.to_string())));
         };
-        self.counters.started();
+        let started = H::now_ns();
         let (used, result) = inst.run::<H>(func, &call.inputs, &mut call.outputs, budget);
         inst.store.data_mut().wasi.flush::<H>();
-        self.counters.finished(used, result.is_err());
+        self.counters.record(&CallRecord {
+            caller: Caller::User,
+            ending: match result {
+                Ok(_) => Ending::Returned,
+                Err(Error::OutOfFuel(_)) => Ending::OutOfFuel,
+                Err(_) => Ending::Trapped,
+            },
+            fuel: used,
+            ns: H::now_ns().saturating_sub(started),
+        });
         self.counters.set_memory(inst.memory_size());
         (used, result)
     }
@@ -570,15 +672,15 @@ impl<H: Host> LoadedModule<H> {
                     stubs.push((n.to_string(), ty.clone()));
                 }
             } else if !host_api::PROVIDED.contains(&(m, n)) {
-                let provided: Vec<String> = host_api::PROVIDED
-                    .iter()
-                    .map(|(m, n)| format!("{m}.{n}"))
-                    .collect();
-                return Err(Error::Link(format!(
-                    "the module imports {m}.{n}, which is not provided (provided: {}, and {})",
-                    provided.join(", "),
-                    wasi::MODULE
-                )));
+                return Err(not_provided(m, n));
+            }
+            if let Some(group) = Grants::group_of(m, n) {
+                if !spec.grants.allows(group) {
+                    return Err(Error::NotGranted {
+                        import: format!("{m}.{n}"),
+                        group,
+                    });
+                }
             }
             imports.push(sig(format!("{m}.{n}"), ty));
         }
@@ -589,6 +691,10 @@ impl<H: Host> LoadedModule<H> {
                 _ => None,
             })
             .collect::<Vec<_>>();
+        let exports = match &spec.replaces {
+            Some(r) => order_exports(r.exports, exports)?,
+            None => exports,
+        };
 
         let (entrypoint, entry_args) = choose_entrypoint(&exports, spec.entrypoint)?;
 
@@ -621,7 +727,7 @@ impl<H: Host> LoadedModule<H> {
         Ok(LoadedModule {
             name: spec.name.to_string(),
             wasm_size: spec.wasm.len() as u64,
-            digest: sha2::Sha256::digest(spec.wasm).into(),
+            digest: crate::signature::digest(spec.wasm),
             entrypoint,
             entry_args,
             limits,
@@ -629,6 +735,9 @@ impl<H: Host> LoadedModule<H> {
             imports,
             slots: slots.into_boxed_slice(),
             entry_result: None,
+            version: spec.replaces.map_or(1, |r| r.version.wrapping_add(1)),
+            grants: spec.grants,
+            signer: spec.signer,
             _host: PhantomData,
         })
     }
@@ -674,6 +783,11 @@ impl<H: Host> LoadedModule<H> {
     /// The module's registry name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// 1 when loaded, one more for each replace.
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     /// The entrypoint run at load (empty if none).
@@ -752,6 +866,9 @@ impl<H: Host> LoadedModule<H> {
             digest: Some(self.digest),
             entrypoint: self.entrypoint.clone(),
             limits: self.limits,
+            version: self.version,
+            grants: self.grants.names(),
+            signer: self.signer.map(|k| hex(&k)),
             exports: self.exports.clone(),
             imports: self.imports.clone(),
             instances: self

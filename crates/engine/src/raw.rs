@@ -7,6 +7,7 @@
 //! call at load. Allocation remains possible when a call goes deeper than any call before it
 //! and when wasmi builds a trap error; the kernel's allocator serves those without sleeping.
 
+use crate::counters::{CallRecord, Caller, Ending};
 use crate::module::{Instance, Slot};
 use crate::{Host, LoadedModule, TryGuard};
 use wasm_proto::{errno, FuncSig, ValType, MAX_VALUES};
@@ -131,26 +132,38 @@ fn call_error(e: &wasmi::Error) -> RawError {
     }
 }
 
+/// The record of an eBPF call that used `fuel` and took `ns`, failed with `error` or not.
+pub fn raw_record(error: Option<&RawError>, fuel: u64, ns: u64) -> CallRecord {
+    CallRecord {
+        caller: Caller::Bpf,
+        ending: match error {
+            None => Ending::Returned,
+            Some(RawError::OutOfFuel) => Ending::OutOfFuel,
+            Some(_) => Ending::Trapped,
+        },
+        fuel,
+        ns,
+    }
+}
+
 impl Slot {
     /// Runs `fast` once with `fuel`, counting the call like [`Self::run_raw`].
-    fn run_fast(
+    fn run_fast<H: Host>(
         &self,
         inst: &mut Instance,
         fast: Fast,
         args: &[Lane],
         fuel: u64,
     ) -> Result<u64, RawError> {
-        self.counters.started();
         inst.store.set_fuel(fuel).map_err(|_| RawError::Trap)?;
+        let started = H::now_ns();
         let result = fast.call(inst, args).map_err(|e| call_error(&e));
-        let left = inst.store.get_fuel().unwrap_or(0);
-        self.counters
-            .finished(fuel.saturating_sub(left), result.is_err());
+        self.count::<H>(inst, fuel, started, result.as_ref().err());
         result
     }
 
     /// Runs `func` once with `fuel`, counting the call.
-    fn run_raw(
+    fn run_raw<H: Host>(
         &self,
         inst: &mut Instance,
         func: Func,
@@ -158,15 +171,21 @@ impl Slot {
         out: &mut [Val],
         fuel: u64,
     ) -> Result<(), RawError> {
-        self.counters.started();
         inst.store.set_fuel(fuel).map_err(|_| RawError::Trap)?;
+        let started = H::now_ns();
         let result = func
             .call(&mut inst.store, args, out)
             .map_err(|e| call_error(&e));
+        self.count::<H>(inst, fuel, started, result.as_ref().err());
+        result
+    }
+
+    /// Records an eBPF call that was given `fuel` and started at `started`.
+    fn count<H: Host>(&self, inst: &Instance, fuel: u64, started: u64, error: Option<&RawError>) {
+        let ns = H::now_ns().saturating_sub(started);
         let left = inst.store.get_fuel().unwrap_or(0);
         self.counters
-            .finished(fuel.saturating_sub(left), result.is_err());
-        result
+            .record(&raw_record(error, fuel.saturating_sub(left), ns));
     }
 }
 
@@ -222,7 +241,7 @@ impl<H: Host> LoadedModule<H> {
         if let Some(fast) = inst.fast.get(index).copied().flatten() {
             let out = results.first_mut().ok_or(RawError::Arguments)?;
             *out = slot
-                .run_fast(&mut inst, fast, args, self.limits().bpf_fuel)?
+                .run_fast::<H>(&mut inst, fast, args, self.limits().bpf_fuel)?
                 .to_ne_bytes();
             return Ok(1);
         }
@@ -235,7 +254,7 @@ impl<H: Host> LoadedModule<H> {
             *slot = raw_to_val(*ty, 0).ok_or(RawError::Arguments)?;
         }
         let (n_in, n_out) = (sig.params.len(), sig.results.len());
-        slot.run_raw(
+        slot.run_raw::<H>(
             &mut inst,
             func,
             &inputs[..n_in],
@@ -275,7 +294,7 @@ impl<H: Host> LoadedModule<H> {
             .copy_from_slice(buf);
         let args = [Val::I32(buf.len() as i32)];
         let mut out = [raw_to_val(sig.results[0], 0).ok_or(RawError::Arguments)?];
-        slot.run_raw(&mut inst, func, &args, &mut out, self.limits().bpf_fuel)?;
+        slot.run_raw::<H>(&mut inst, func, &args, &mut out, self.limits().bpf_fuel)?;
         // The guest may have grown (moved) its memory: look the region up again.
         let data = memory.data(&inst.store).get(region).ok_or(RawError::Trap)?;
         buf.copy_from_slice(data);

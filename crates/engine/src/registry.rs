@@ -2,7 +2,7 @@
 
 use crate::budget::{self, MemoryBudget};
 use crate::module::check_name;
-use crate::{Error, Host, LoadSpec, LoadedModule, MAX_MODULES};
+use crate::{Error, Host, LoadSpec, LoadedModule, Replaced, MAX_MODULES};
 use alloc::string::ToString;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -114,6 +114,23 @@ impl<M: Entry> Registry<M> {
         Ok(module)
     }
 
+    /// Puts `module` in the place of the module of the same name, `old`, and returns it: the
+    /// step that makes a replace visible to new requests. Does not allocate.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoModule`] if no module of that name is loaded, [`Error::Busy`] if it is not
+    /// `old` any more (it was replaced or reloaded meanwhile); the registry is then unchanged.
+    pub fn replace(&mut self, old: &Arc<M>, module: Arc<M>) -> Result<Arc<M>, Error> {
+        let at = self
+            .find(module.name())
+            .map_err(|_| Error::NoModule(module.name().to_string()))?;
+        if !Arc::ptr_eq(&self.modules[at], old) {
+            return Err(Error::Busy);
+        }
+        Ok(core::mem::replace(&mut self.modules[at], module))
+    }
+
     /// Looks a module up.
     ///
     /// # Errors
@@ -147,6 +164,30 @@ impl<M: Entry> Registry<M> {
 }
 
 impl<H: Host> Registry<LoadedModule<H>> {
+    /// Compiles `spec` as a replacement of the loaded module of its name and swaps it in (for
+    /// callers without concurrency). Returns the new module; the old one is freed when its
+    /// last call returns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoModule`], [`Error::Replace`] for an export removed or changed, as
+    /// [`LoadedModule::load`]; the old module then stays.
+    pub fn replace_with(&mut self, spec: &LoadSpec<'_>) -> Result<Arc<LoadedModule<H>>, Error> {
+        let old = self.get(spec.name)?;
+        let spec = LoadSpec {
+            replaces: Some(Replaced {
+                exports: old.exports(),
+                version: old.version(),
+            }),
+            ..*spec
+        };
+        let mut module = LoadedModule::load(&spec, self.budget)?;
+        module.run_entrypoint()?;
+        let module = Arc::new(module);
+        self.replace(&old, module.clone())?;
+        Ok(module)
+    }
+
     /// Compiles and adds a module in one step (for callers without concurrency).
     ///
     /// # Errors

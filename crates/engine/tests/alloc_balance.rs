@@ -83,6 +83,7 @@ fn load_call_unload_leaves_nothing_behind() {
         limits,
         args: &[],
         env: &[],
+        ..Default::default()
     };
     let before = live();
     for _ in 0..3 {
@@ -122,6 +123,7 @@ fn steady_state_raw_calls_do_not_allocate() {
         limits: Limits::default(),
         args: &[],
         env: &[],
+        ..Default::default()
     };
     let m = reg.load(&spec).unwrap();
     let (fib, len) = (

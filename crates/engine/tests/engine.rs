@@ -4,7 +4,7 @@ mod common;
 
 use common::{allow_slices, logs, TestHost};
 use wasm_engine::{
-    Error, Lane, Limits, LoadSpec, LoadedModule, MemoryBudget, RawError, Registry, Value,
+    Error, Grants, Lane, Limits, LoadSpec, LoadedModule, MemoryBudget, RawError, Registry, Value,
 };
 
 fn spec<'a>(name: &'a str, wasm: &'a [u8]) -> LoadSpec<'a> {
@@ -15,6 +15,7 @@ fn spec<'a>(name: &'a str, wasm: &'a [u8]) -> LoadSpec<'a> {
         limits: Limits::default(),
         args: &[],
         env: &[],
+        ..Default::default()
     }
 }
 
@@ -63,7 +64,7 @@ fn hello_world_logs_once_per_instance_and_returns_main_result() {
     assert!(info
         .instances
         .iter()
-        .all(|i| i.calls == 1 && i.traps == 0 && i.memory == 65536));
+        .all(|i| i.calls() == 1 && i.traps() == 0 && i.memory == 65536));
 }
 
 #[test]
@@ -112,7 +113,10 @@ fn each_cpu_has_its_own_instance_state() {
         vec![Value::I32(1)]
     );
     let info = m.info();
-    assert_eq!((info.instances[0].calls, info.instances[1].calls), (2, 1));
+    assert_eq!(
+        (info.instances[0].calls(), info.instances[1].calls()),
+        (2, 1)
+    );
 }
 
 #[test]
@@ -147,8 +151,8 @@ fn endless_guest_runs_out_of_fuel_and_instance_stays_usable() {
         .unwrap();
     assert_eq!(m.call(0, "spin", &[]), Err(Error::OutOfFuel(5_000_000)));
     let info = m.info();
-    assert_eq!(info.instances[0].traps, 1);
-    assert_eq!(info.instances[0].fuel_used, 5_000_000);
+    assert_eq!(info.instances[0].traps(), 1);
+    assert_eq!(info.instances[0].fuel_used(), 5_000_000);
     assert_eq!(
         m.call(0, "add", &[Value::I32(1), Value::I32(1)])
             .unwrap()
@@ -393,7 +397,7 @@ fn raw_calls_convert_values_and_keep_per_cpu_state() {
     let boom = m.export_index(b"boom").unwrap();
     assert_eq!(call_raw(&m, 0, boom, &[], &mut res), Err(RawError::Trap));
     assert_eq!(
-        m.info().instances[0].traps,
+        m.info().instances[0].traps(),
         1,
         "a trap on the fast path counts"
     );
@@ -463,8 +467,8 @@ fn raw_call_failures_are_distinct_and_counted() {
     let boom = m.export_index(b"boom").unwrap();
     assert_eq!(call_raw(&m, 0, boom, &[], &mut res), Err(RawError::Trap));
     let info = m.info();
-    assert_eq!(info.instances[0].traps, 2);
-    assert!(info.instances[0].fuel_used >= 10_000);
+    assert_eq!(info.instances[0].traps(), 2);
+    assert!(info.instances[0].fuel_used() >= 10_000);
 }
 
 #[test]
@@ -542,4 +546,124 @@ fn a_shared_budget_caps_all_instances_together() {
     drop(m);
     reg.remove("one").unwrap();
     assert_eq!(BUDGET.used(), 0, "unload returns the memory to the budget");
+}
+
+#[test]
+fn an_import_outside_the_grants_fails_the_load_naming_it() {
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
+    let bin = wasm(HELLO);
+    let grants = Grants::parse(["wasi:clocks"]).unwrap();
+    let e = reg
+        .load(&LoadSpec {
+            grants,
+            ..spec("hello", &bin)
+        })
+        .unwrap_err();
+    assert_eq!(e.errno(), wasm_proto::errno::EACCES);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("env._debug") && msg.contains("'debug'"),
+        "{msg}"
+    );
+    assert!(reg.is_empty());
+    let m = reg
+        .load(&LoadSpec {
+            grants: Grants::parse(["debug"]).unwrap(),
+            ..spec("hello", &bin)
+        })
+        .unwrap();
+    assert_eq!(m.info().grants, ["debug"]);
+}
+
+/// One raw call's first result, or its error.
+fn raw1(m: &LoadedModule<TestHost>, index: usize, args: &[u64]) -> Result<u64, RawError> {
+    let mut res = [0u64; 1];
+    call_raw(m, 0, index, args, &mut res).map(|_| res[0])
+}
+
+/// A module whose `version` returns `v` and which exports `extra` first if `extra`.
+fn versioned(v: i32, extra: bool) -> Vec<u8> {
+    let extra = if extra {
+        r#"(func (export "extra") (result i64) (i64.const 7))"#
+    } else {
+        ""
+    };
+    wasm(&format!(
+        r#"(module {extra}
+  (func (export "version") (result i32) (i32.const {v}))
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))"#
+    ))
+}
+
+#[test]
+fn a_replace_keeps_export_indices_and_old_calls_finish_on_the_old_code() {
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
+    let (v1, v2) = (versioned(1, false), versioned(2, true));
+    let old = reg.load(&spec("policy", &v1)).unwrap();
+    let version = old.export_index(b"version").unwrap();
+    let new = reg.replace_with(&spec("policy", &v2)).unwrap();
+    assert_eq!(new.version(), 2);
+    assert_eq!(new.export_index(b"version"), Some(version));
+    assert_eq!(new.export_index(b"extra"), Some(2));
+    assert_eq!(raw1(&new, version, &[]), Ok(2));
+    // A caller that took the old module before the replace still runs the old code.
+    assert_eq!(raw1(&old, version, &[]), Ok(1));
+    assert_eq!(reg.get("policy").unwrap().info().version, 2);
+    assert_eq!(reg.len(), 1);
+}
+
+#[test]
+fn a_replace_that_drops_or_changes_an_export_is_refused_and_changes_nothing() {
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
+    let v1 = versioned(1, true);
+    reg.load(&spec("policy", &v1)).unwrap();
+    let dropped = versioned(2, false);
+    let e = reg.replace_with(&spec("policy", &dropped)).unwrap_err();
+    assert_eq!(e.errno(), wasm_proto::errno::EINVAL);
+    assert!(
+        e.to_string().contains("does not export extra() -> (i64)"),
+        "{e}"
+    );
+    let changed = wasm(
+        r#"(module (func (export "extra") (result i64) (i64.const 1))
+  (func (export "version") (result i32) (i32.const 3))
+  (func (export "add") (param i64 i64) (result i64) (i64.add (local.get 0) (local.get 1))))"#,
+    );
+    let e = reg.replace_with(&spec("policy", &changed)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("export add would change from (i32, i32) -> (i32) to (i64, i64) -> (i64)"),
+        "{e}"
+    );
+    let m = reg.get("policy").unwrap();
+    assert_eq!(
+        (m.version(), m.call(0, "version", &[]).unwrap().results),
+        (1, vec![Value::I32(1)])
+    );
+    assert_eq!(
+        reg.replace_with(&spec("other", &v1)).unwrap_err().errno(),
+        wasm_proto::errno::ENOENT
+    );
+}
+
+#[test]
+fn user_and_ebpf_calls_are_counted_apart_with_latency() {
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
+    let bin = wasm(MATHS);
+    let m = reg.load(&spec("maths", &bin)).unwrap();
+    let add = m.export_index(b"add").unwrap();
+    let boom = m.export_index(b"boom").unwrap();
+    m.call_on(0, "add", &[Value::I32(1), Value::I32(2)])
+        .unwrap();
+    raw1(&m, add, &[1, 2]).unwrap();
+    raw1(&m, add, &[1, 2]).unwrap();
+    assert_eq!(raw1(&m, boom, &[]), Err(RawError::Trap));
+    let spin = m.export_index(b"spin").unwrap();
+    assert_eq!(raw1(&m, spin, &[]), Err(RawError::OutOfFuel));
+    let i = &m.info().instances[0];
+    assert_eq!((i.user.calls, i.user.traps), (1, 0));
+    assert_eq!((i.bpf.calls, i.bpf.traps, i.bpf.out_of_fuel), (4, 2, 1));
+    assert_eq!(i.bpf.latency.iter().sum::<u64>(), 4);
+    assert_eq!(i.user.latency.iter().sum::<u64>(), 1);
+    assert!(i.bpf.fuel_used >= wasm_engine::DEFAULT_BPF_FUEL);
 }

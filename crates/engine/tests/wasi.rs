@@ -67,6 +67,7 @@ fn a_wasi_command_runs_and_exits_with_its_code() {
         limits: ONE,
         args: &["one", "two words"],
         env: &["A=1"],
+        ..Default::default()
     };
     let m = reg.load(&spec).unwrap();
     assert_eq!(m.entrypoint(), "_start");
@@ -135,11 +136,12 @@ fn exit_from_a_call_is_reported() {
         limits: ONE,
         args: &[],
         env: &[],
+        ..Default::default()
     };
     let m = reg.load(&spec).unwrap();
     let out = m.call(0, "quit", &[Value::I32(4)]).unwrap();
     assert_eq!((out.exit, out.results.len()), (Some(4), 0));
-    assert_eq!(m.info().instances[0].traps, 0, "an exit is not a trap");
+    assert_eq!(m.info().instances[0].traps(), 0, "an exit is not a trap");
 }
 
 #[test]
@@ -162,6 +164,7 @@ fn long_lines_are_split_not_dropped() {
         limits: ONE,
         args: &[],
         env: &[],
+        ..Default::default()
     };
     reg.load(&spec).unwrap();
     let lines = logs();

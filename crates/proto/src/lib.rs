@@ -26,7 +26,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this crate speaks. Bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Frame magic: the bytes `WASM`.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"WASM");
@@ -42,6 +42,13 @@ pub const MAX_NAME_LEN: usize = 64;
 
 /// Most arguments or results in one call.
 pub const MAX_VALUES: usize = 16;
+
+/// Buckets of a latency histogram: bucket *i* counts calls that took from 2^*i* to
+/// 2^(*i*+1) - 1 nanoseconds (bucket 0 also counts 0 and 1 ns, the last every longer call).
+pub const LATENCY_BUCKETS: usize = 32;
+
+/// Length of an ed25519 signature ([`Request::Load`]'s `signature`).
+pub const SIGNATURE_LEN: usize = 64;
 
 /// The fixed header in front of every frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +288,17 @@ pub enum Request<'a> {
         args: Vec<&'a str>,
         /// WASI environment, `KEY=value` each.
         env: Vec<&'a str>,
+        /// Replace the loaded module of this name atomically instead of failing with
+        /// `EEXIST`: the new instances are made and initialised first, then published in one
+        /// step; calls running on the old ones finish there. Every export of the old module
+        /// must stay, with its signature (eBPF handles stay valid).
+        replace: bool,
+        /// Host function groups granted to the module (`debug`, `wasi:clocks`, ...); `None`
+        /// grants the defaults. An import outside the grants fails the load.
+        allow: Option<Vec<&'a str>>,
+        /// A detached ed25519 signature of `wasm` ([`SIGNATURE_LEN`] bytes), checked against
+        /// the keys wasm.ko trusts; required when it was loaded with `require_signature=1`.
+        signature: Option<&'a [u8]>,
     },
     /// Removes a module and frees its instances.
     Unload {
@@ -313,19 +331,95 @@ pub struct FuncSig {
     pub results: Vec<ValType>,
 }
 
+/// Counters of the calls of one kind (from user space or from eBPF) on one instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallStats {
+    /// Calls made (for user calls, the entrypoint's included).
+    pub calls: u64,
+    /// Calls that ended in a trap, fuel exhaustion or interruption.
+    pub traps: u64,
+    /// Those of the traps that were fuel exhaustion.
+    pub out_of_fuel: u64,
+    /// Fuel consumed by all the calls.
+    pub fuel_used: u64,
+    /// Time spent in the calls, in nanoseconds.
+    pub time_ns: u64,
+    /// Latency histogram: log2 buckets of nanoseconds (see [`LATENCY_BUCKETS`]).
+    pub latency: [u64; LATENCY_BUCKETS],
+}
+
+impl CallStats {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &CallStats) {
+        self.calls += other.calls;
+        self.traps += other.traps;
+        self.out_of_fuel += other.out_of_fuel;
+        self.fuel_used += other.fuel_used;
+        self.time_ns += other.time_ns;
+        for (a, b) in self.latency.iter_mut().zip(&other.latency) {
+            *a += b;
+        }
+    }
+
+    /// The latency below which `permille` thousandths of the calls ended, as the upper
+    /// bound of its histogram bucket in nanoseconds; `None` without calls.
+    pub fn quantile_ns(&self, permille: u64) -> Option<u64> {
+        let total: u64 = self.latency.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = (total.saturating_mul(permille.min(1000)))
+            .div_ceil(1000)
+            .max(1);
+        let mut seen = 0;
+        for (i, n) in self.latency.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return Some(bucket_upper_ns(i));
+            }
+        }
+        Some(bucket_upper_ns(LATENCY_BUCKETS - 1))
+    }
+}
+
+/// The upper bound (exclusive) of latency bucket `i`, in nanoseconds.
+pub fn bucket_upper_ns(i: usize) -> u64 {
+    1u64 << (i + 1).min(63)
+}
+
+/// The latency bucket of a call that took `ns` nanoseconds.
+pub fn bucket_of(ns: u64) -> usize {
+    (63 - (ns | 1).leading_zeros() as usize).min(LATENCY_BUCKETS - 1)
+}
+
 /// Counters of one per-CPU instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceInfo {
     /// The CPU this instance belongs to.
     pub cpu: u32,
-    /// Calls started on it (entrypoint included).
-    pub calls: u64,
-    /// Calls that ended in a trap, fuel exhaustion or interruption.
-    pub traps: u64,
-    /// Fuel consumed by all its calls.
-    pub fuel_used: u64,
+    /// Calls through `/dev/wasm` (and the entrypoint).
+    pub user: CallStats,
+    /// Calls from eBPF programs.
+    pub bpf: CallStats,
     /// Current size of its linear memory in bytes.
     pub memory: u64,
+}
+
+impl InstanceInfo {
+    /// Calls of both kinds.
+    pub fn calls(&self) -> u64 {
+        self.user.calls + self.bpf.calls
+    }
+
+    /// Traps of both kinds.
+    pub fn traps(&self) -> u64 {
+        self.user.traps + self.bpf.traps
+    }
+
+    /// Fuel used by calls of both kinds.
+    pub fn fuel_used(&self) -> u64 {
+        self.user.fuel_used + self.bpf.fuel_used
+    }
 }
 
 /// How a module's code runs.
@@ -354,6 +448,12 @@ pub struct ModuleInfo {
     pub entrypoint: String,
     /// The limits in force.
     pub limits: Limits,
+    /// 1 when loaded, one more for each replace.
+    pub version: u32,
+    /// Host function groups granted at load.
+    pub grants: Vec<String>,
+    /// The trusted key that signed the binary (its first 8 bytes, hex), if signed.
+    pub signer: Option<String>,
     /// Exported functions.
     pub exports: Vec<FuncSig>,
     /// Imported functions.
@@ -468,6 +568,8 @@ pub enum Response {
         /// The entrypoint's result on the first instance: its `i32` result, or the code it
         /// passed to WASI `proc_exit`.
         entry_result: Option<i32>,
+        /// The module's version: 1 for a new module, the replaced one's plus 1 for a replace.
+        version: u32,
     },
     /// The module was unloaded.
     Unloaded,
@@ -529,6 +631,10 @@ pub mod errno {
     pub const ENOLINK: i32 = 67;
     /// Protocol version mismatch.
     pub const EPROTO: i32 = 71;
+    /// Not supported for this module (a replace of a native module).
+    pub const EOPNOTSUPP: i32 = 95;
+    /// The module's signature is missing, malformed or not from a trusted key.
+    pub const EKEYREJECTED: i32 = 129;
 }
 
 #[cfg(test)]
@@ -551,6 +657,9 @@ mod tests {
             },
             args: vec!["-v", "x y"],
             env: vec!["A=1"],
+            replace: true,
+            allow: Some(vec!["debug", "wasi:clocks"]),
+            signature: Some(&[7; SIGNATURE_LEN]),
         };
         let frame = encode(&req).unwrap();
         assert_eq!(&frame[..4], b"WASM");
@@ -563,6 +672,7 @@ mod tests {
         let resp = Response::Loaded {
             instances: 2,
             entry_result: Some(0),
+            version: 1,
         };
         let out = Vec::with_capacity(512);
         let at = out.as_ptr();
@@ -589,6 +699,26 @@ mod tests {
         let frame = encode(&resp).unwrap();
         let back: Response = decode(&frame).unwrap();
         assert_eq!(back, resp);
+    }
+
+    #[test]
+    fn latency_buckets_are_log2_and_quantiles_their_bounds() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(1), 0);
+        assert_eq!(bucket_of(2), 1);
+        assert_eq!(bucket_of(1023), 9);
+        assert_eq!(bucket_of(1024), 10);
+        assert_eq!(bucket_of(u64::MAX), LATENCY_BUCKETS - 1);
+        let mut s = CallStats::default();
+        assert_eq!(s.quantile_ns(500), None);
+        s.latency[3] = 90;
+        s.latency[10] = 10;
+        assert_eq!(s.quantile_ns(500), Some(16));
+        assert_eq!(s.quantile_ns(900), Some(16));
+        assert_eq!(s.quantile_ns(990), Some(2048));
+        let mut sum = s.clone();
+        sum.add(&s);
+        assert_eq!(sum.latency[3], 180);
     }
 
     #[test]

@@ -75,6 +75,11 @@ fn request(rng: &mut Rng, guest: &[u8]) -> Vec<u8> {
             limits,
             args: vec!["x"; rng.below(3)],
             env: vec!["A=1"; rng.below(3)],
+            // Replaces of loaded and missing modules, capabilities and bad signatures too.
+            replace: rng.below(3) == 0,
+            allow: [None, Some(vec!["debug"]), Some(vec!["wasi:clocks", "nope"])][rng.below(3)]
+                .clone(),
+            signature: [None, Some(&[7u8; 64][..]), Some(&[1u8; 3][..])][rng.below(3)],
         },
     };
     encode(&req).expect("requests encode")

@@ -128,6 +128,36 @@ pub fn publish(entry: Entry) -> Result<(), Entry> {
     Ok(())
 }
 
+/// Puts `entry` in the place of the published module of the same name, keeping its slot and
+/// generation so that eBPF handles stay valid, and drops this table's reference to the old
+/// module once no call can be running on it. Every call reads the table once, so it runs
+/// entirely on the old module or entirely on the new one. Process context, registry mutex
+/// held; may sleep. Does not allocate.
+///
+/// # Errors
+///
+/// Gives the entry back if no module of that name is published.
+pub fn republish(entry: Entry) -> Result<(), Entry> {
+    let name = entry.0.module.name();
+    let Some(slot) = TABLE.iter().position(|e| {
+        let p = e.load(Ordering::Relaxed);
+        // SAFETY: as in `unpublish`: the caller holds the registry mutex, so a non-null
+        // entry is live.
+        !p.is_null() && unsafe { (*p).module.name() } == name
+    }) else {
+        return Err(entry);
+    };
+    let mut published = entry.0;
+    let old = TABLE[slot].load(Ordering::Relaxed);
+    // SAFETY: live, as above.
+    published.generation = unsafe { (*old).generation };
+    TABLE[slot].store(Box::into_raw(published), Ordering::Release);
+    ffi::synchronize_rcu();
+    // SAFETY: from `Box::into_raw`, no longer reachable from the table, past a grace period.
+    drop(unsafe { Box::from_raw(old) });
+    Ok(())
+}
+
 /// Withdraws the module named `name` from eBPF and drops this table's reference once no
 /// call can be running on it. Process context, registry mutex held; may sleep.
 pub fn unpublish(name: &str) {

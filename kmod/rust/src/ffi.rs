@@ -39,6 +39,16 @@ mod raw {
         pub fn wasm_shim_rcu_read_lock();
         pub fn wasm_shim_rcu_read_unlock();
         pub fn wasm_shim_synchronize_rcu();
+        pub fn wasm_shim_trace_load(name: *const u8, version: u32, instances: u32);
+        pub fn wasm_shim_trace_unload(name: *const u8);
+        pub fn wasm_shim_trace_call_failed(
+            name: *const u8,
+            cpu: u32,
+            bpf: bool,
+            err: i32,
+            fuel: u64,
+            out_of_fuel: bool,
+        );
         pub fn wasm_shim_native_call(call: *mut super::NativeCall) -> i32;
         pub fn wasm_shim_module_get(owner: *mut c_void) -> bool;
         pub fn wasm_shim_module_put(owner: *mut c_void);
@@ -298,6 +308,44 @@ pub fn synchronize_rcu() {
     unsafe { raw::wasm_shim_synchronize_rcu() }
 }
 
+/// A registry name made NUL-terminated for a tracepoint (cut at 64 bytes, the longest name).
+struct TraceName([u8; wasm_proto::MAX_NAME_LEN + 1]);
+
+impl TraceName {
+    fn new(name: &str) -> Self {
+        let mut n = [0u8; wasm_proto::MAX_NAME_LEN + 1];
+        let len = name.len().min(wasm_proto::MAX_NAME_LEN);
+        n[..len].copy_from_slice(&name.as_bytes()[..len]);
+        TraceName(n)
+    }
+}
+
+/// Fires the `wasm:wasm_load` tracepoint (a load or a replace).
+pub fn trace_load(name: &str, version: u32, instances: u32) {
+    let name = TraceName::new(name);
+    // SAFETY: `name` is NUL-terminated and outlives the call; the shim only reads it.
+    unsafe { raw::wasm_shim_trace_load(name.0.as_ptr(), version, instances) }
+}
+
+/// Fires the `wasm:wasm_unload` tracepoint.
+pub fn trace_unload(name: &str) {
+    let name = TraceName::new(name);
+    // SAFETY: as in `trace_load`.
+    unsafe { raw::wasm_shim_trace_unload(name.0.as_ptr()) }
+}
+
+/// Fires `wasm:wasm_fuel_exhausted` or `wasm:wasm_trap` for a failed call of module `name` on
+/// the instance of `cpu`, with its errno and fuel budget. Any context.
+pub fn trace_call_failed(name: &str, cpu: usize, bpf: bool, errno: i32, fuel: u64) {
+    let out_of_fuel = errno == wasm_proto::errno::ETIME;
+    let name = TraceName::new(name);
+    // SAFETY: as in `trace_load`; tracepoints may fire in any context but NMI, which the
+    // kfuncs refuse.
+    unsafe {
+        raw::wasm_shim_trace_call_failed(name.0.as_ptr(), cpu as u32, bpf, errno, fuel, out_of_fuel)
+    }
+}
+
 /// A native module's entry: `wasm_native_entry_t`.
 type EntryFn = unsafe extern "C" fn(inst: *mut c_void, lanes: *mut u64);
 /// A native module's instantiation and release functions.
@@ -384,7 +432,7 @@ const CALL_MAY_SLEEP: u32 = 0x2;
 /// # Safety
 ///
 /// `s` is null or a NUL-terminated string that outlives `'a`.
-unsafe fn c_bytes<'a>(s: *const c_char) -> &'a [u8] {
+pub unsafe fn c_bytes<'a>(s: *const c_char) -> &'a [u8] {
     if s.is_null() {
         return &[];
     }

@@ -16,17 +16,39 @@ mod host;
 mod module;
 mod native;
 mod session;
+mod trust;
 
-use core::ffi::c_void;
+use core::ffi::{c_char, c_void};
 use core::fmt::Write;
 use ffi::UserPtr;
 use session::Session;
 
 /// Called by the shim's module init, before `/dev/wasm` exists: `memory_cap` is the
 /// `memory_cap_mb` module parameter, in bytes; `kfuncs` what `wasm_kfuncs_register()`
-/// returned.
+/// returned; `require_signature` and `trusted_keys` the parameters of those names.
+///
+/// # Safety
+///
+/// `trusted_keys` is a NUL-terminated string (or null).
 #[no_mangle]
-pub extern "C" fn wasm_rs_init(memory_cap: u64, kfuncs: i32) -> i32 {
+pub unsafe extern "C" fn wasm_rs_init(
+    memory_cap: u64,
+    kfuncs: i32,
+    require_signature: bool,
+    trusted_keys: *const c_char,
+) -> i32 {
+    // SAFETY: guaranteed by the caller.
+    let keys = core::str::from_utf8(unsafe { ffi::c_bytes(trusted_keys) });
+    let set = keys
+        .map_err(|_| alloc::string::String::from("not ASCII"))
+        .and_then(|keys| trust::set(require_signature, keys));
+    let (keys, required) = match set {
+        Ok(set) => set,
+        Err(e) => {
+            host::log_fmt(format_args!("wasm: bad trusted_keys parameter: {e}"));
+            return -wasm_proto::errno::EINVAL;
+        }
+    };
     session::set_memory_cap(memory_cap);
     bpf::set_kfuncs(kfuncs);
     host::log_fmt(format_args!(
@@ -35,6 +57,16 @@ pub extern "C" fn wasm_rs_init(memory_cap: u64, kfuncs: i32) -> i32 {
         ffi::possible_cpus(),
         memory_cap >> 20
     ));
+    if keys > 0 || required {
+        host::log_fmt(format_args!(
+            "wasm: {keys} trusted keys, signatures {}",
+            if required {
+                "required"
+            } else {
+                "checked when given"
+            }
+        ));
+    }
     let kfuncs = bpf::kfuncs();
     if !kfuncs.available() {
         host::log_fmt(format_args!("wasm: eBPF calls {kfuncs}; /dev/wasm works"));

@@ -1,9 +1,10 @@
 //! A module of either tier, as the registry, `/dev/wasm` and the kfuncs see it.
 
+use crate::ffi;
 use crate::host::KernelHost;
 use crate::native::NativeModule;
 use wasm_engine::{
-    CallOutcome, Entry, Error, FuncSig, Lane, LoadedModule, ModuleInfo, RawError, Value,
+    CallOutcome, Entry, Error, FuncSig, Lane, Limits, LoadedModule, ModuleInfo, RawError, Value,
 };
 
 /// A loaded module: interpreted by the engine, or compiled ahead of time into a kernel
@@ -48,11 +49,32 @@ impl Module {
         }
     }
 
-    /// Calls `function` from process context, preferring the instance of `cpu`.
-    pub fn call(&self, cpu: usize, function: &str, args: &[Value]) -> Result<CallOutcome, Error> {
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
         match self {
+            Module::Interpreted(m) => m.limits(),
+            Module::Native(m) => m.limits(),
+        }
+    }
+
+    /// Calls `function` from process context, preferring the instance of `cpu`. A trap or
+    /// fuel exhaustion fires its tracepoint.
+    pub fn call(&self, cpu: usize, function: &str, args: &[Value]) -> Result<CallOutcome, Error> {
+        let result = match self {
             Module::Interpreted(m) => m.call(cpu, function, args),
             Module::Native(m) => m.call(cpu, function, args),
+        };
+        if let Err(e @ (Error::Trap(_) | Error::OutOfFuel(_) | Error::Interrupted)) = &result {
+            ffi::trace_call_failed(self.name(), cpu, false, e.errno(), self.limits().fuel);
+        }
+        result
+    }
+
+    /// Fires the tracepoint of an eBPF call that failed with `e`, if it trapped or ran out of
+    /// fuel.
+    fn trace_raw(&self, cpu: usize, e: RawError) {
+        if matches!(e, RawError::Trap | RawError::OutOfFuel) {
+            ffi::trace_call_failed(self.name(), cpu, true, e.errno(), self.limits().bpf_fuel);
         }
     }
 
@@ -72,18 +94,26 @@ impl Module {
         args: &[Lane],
         results: &mut [Lane],
     ) -> Result<usize, RawError> {
-        match self {
+        let result = match self {
             Module::Interpreted(m) => m.call_raw(cpu, index, args, results),
             Module::Native(m) => m.call_raw(cpu, index, args, results),
+        };
+        if let Err(e) = result {
+            self.trace_raw(cpu, e);
         }
+        result
     }
 
     /// A buffer call from eBPF.
     pub fn call_buffer(&self, cpu: usize, index: usize, buf: &mut [u8]) -> Result<i64, RawError> {
-        match self {
+        let result = match self {
             Module::Interpreted(m) => m.call_buffer(cpu, index, buf),
             Module::Native(m) => m.call_buffer(cpu, index, buf),
+        };
+        if let Err(e) = result {
+            self.trace_raw(cpu, e);
         }
+        result
     }
 }
 

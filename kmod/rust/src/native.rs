@@ -24,8 +24,9 @@ use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use wasm_engine::{
-    choose_entrypoint, resolve_limits, CallOutcome, Counters, Error, FuncSig, Host, Lane, Limits,
-    MemoryBudget, ModuleInfo, RawError, Tier, TryLock, ValType, Value, FUEL_SLICE,
+    choose_entrypoint, raw_record, resolve_limits, CallOutcome, CallRecord, Caller, Counters,
+    Ending, Error, FuncSig, Grants, Host, Lane, Limits, MemoryBudget, ModuleInfo, RawError, Tier,
+    TryLock, ValType, Value, FUEL_SLICE,
 };
 use wasm_proto::MAX_VALUES;
 
@@ -336,6 +337,11 @@ impl NativeModule {
         &self.exports
     }
 
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// Runs export `index` on instance `cpu` with `lanes`; counts the call.
     fn run(
         &self,
@@ -348,7 +354,7 @@ impl NativeModule {
         let slot = self.slots.get(cpu).ok_or(RawError::Busy)?;
         let mut guard = slot.state.try_lock().ok_or(RawError::Busy)?;
         let inst = guard.as_mut().ok_or(RawError::Busy)?;
-        slot.counters.started();
+        let started = ffi::now_ns();
         // SAFETY: `lanes` holds MAX_VALUES lanes, as many as any export's parameters or
         // results (checked at registration); `inst` is an instance of `desc` (invariant) and
         // `index` one of its exports (callers).
@@ -371,7 +377,22 @@ impl NativeModule {
         let used = match result {
             Ok(used) | Err((_, used)) => used,
         };
-        slot.counters.finished(used, result.is_err());
+        let ns = ffi::now_ns().saturating_sub(started);
+        let record = match (may_sleep, &result) {
+            (false, Ok(_)) => raw_record(None, used, ns),
+            (false, Err((trap, _))) => raw_record(Some(&raw_trap(*trap)), used, ns),
+            (true, _) => CallRecord {
+                caller: Caller::User,
+                ending: match &result {
+                    Ok(_) => Ending::Returned,
+                    Err((TRAP_FUEL, _)) => Ending::OutOfFuel,
+                    Err(_) => Ending::Trapped,
+                },
+                fuel: used,
+                ns,
+            },
+        };
+        slot.counters.record(&record);
         slot.counters
             .set_memory(inst.code.memory().map_or(0, |m| m.len() as u64));
         Ok(result)
@@ -516,6 +537,9 @@ impl NativeModule {
             digest: None,
             entrypoint: self.entrypoint.clone(),
             limits: self.limits,
+            version: 1,
+            grants: Grants::DEFAULT.names(),
+            signer: None,
             exports: self.exports.clone(),
             imports: self.imports.clone(),
             instances: self

@@ -13,7 +13,9 @@ use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use wasm_engine::{Error, FuncSig, LoadSpec, LoadedModule, MemoryBudget, Registry, TryLock};
+use wasm_engine::{
+    Error, FuncSig, Grants, LoadSpec, LoadedModule, MemoryBudget, Registry, Replaced, TryLock,
+};
 use wasm_proto::{
     errno, FrameError, Request, Response, StackPeak, Stats, ValType, MAX_REQUEST_LEN,
 };
@@ -305,10 +307,81 @@ fn load(spec: LoadSpec<'_>) -> Result<Response, Error> {
     let entry_result = module.run_entrypoint()?;
     let instances = module.instances() as u32;
     install(Arc::new(Module::Interpreted(module)))?;
+    ffi::trace_load(spec.name, 1, instances);
     Ok(Response::Loaded {
         instances,
         entry_result,
+        version: 1,
     })
+}
+
+/// Replaces the loaded module of `spec.name`: the new module is compiled, instantiated and
+/// initialised while the old one keeps serving calls, then both the registry and the eBPF
+/// table switch to it in one step each; the old module is freed when its last call ends.
+/// Nothing changes if any step before the switch fails.
+fn replace(spec: LoadSpec<'_>) -> Result<Response, Error> {
+    log_fmt(format_args!("wasm: replacing module: {}", spec.name));
+    let (old, budget) = with_registry(|r| r.get(spec.name).map(|m| (m, r.budget())))?;
+    let Module::Interpreted(current) = &*old else {
+        return Err(Error::Unsupported(
+            try_format(format_args!(
+                "'{}' is a native module: rmmod its kernel module and insmod the new one",
+                spec.name
+            ))
+            .unwrap_or_default(),
+        ));
+    };
+    let spec = LoadSpec {
+        replaces: Some(Replaced {
+            exports: current.exports(),
+            version: current.version(),
+        }),
+        ..spec
+    };
+    let mut module = LoadedModule::<KernelHost>::load(&spec, budget)?;
+    let entry_result = module.run_entrypoint()?;
+    let (instances, version) = (module.instances() as u32, module.version());
+    let module = Arc::new(Module::Interpreted(module));
+    let entry = bpf::Entry::new(module.clone()).ok_or(Error::OutOfMemory)?;
+    with_registry(|r| {
+        r.replace(&old, module.clone())?;
+        // Reachable by others from here: the request keeps what it allocated.
+        guard::commit();
+        if let Err(entry) = bpf::republish(entry) {
+            // Not published (cannot happen: every interpreted module is): publish it anew.
+            if bpf::publish(entry).is_err() {
+                log_fmt(format_args!(
+                    "wasm: replaced module {} is not callable from eBPF: table full",
+                    spec.name
+                ));
+            }
+        }
+        Ok::<(), Error>(())
+    })?;
+    log_fmt(format_args!(
+        "wasm: replaced module: {} (version {version})",
+        spec.name
+    ));
+    ffi::trace_load(spec.name, version, instances);
+    Ok(Response::Loaded {
+        instances,
+        entry_result,
+        version,
+    })
+}
+
+/// The grants and the signer of a load: the capabilities asked for (or the defaults), and
+/// the key that signed the binary, checked before anything is compiled.
+fn load_spec(
+    wasm: &[u8],
+    allow: Option<&[&str]>,
+    signature: Option<&[u8]>,
+) -> Result<(Grants, Option<[u8; 8]>), Error> {
+    let grants = match allow {
+        None => Grants::DEFAULT,
+        Some(names) => Grants::parse(names.iter().copied()).map_err(Error::Arguments)?,
+    };
+    Ok((grants, crate::trust::check(wasm, signature)?))
 }
 
 fn handle(req: Request<'_>) -> Response {
@@ -325,16 +398,30 @@ fn handle(req: Request<'_>) -> Response {
             limits,
             args,
             env,
+            replace: replacing,
+            allow,
+            signature,
         } => {
             log_fmt(format_args!("wasm: command load"));
-            let result = load(LoadSpec {
-                name,
-                wasm,
-                entrypoint,
-                limits,
-                args: &args,
-                env: &env,
-            });
+            let result =
+                load_spec(wasm, allow.as_deref(), signature).and_then(|(grants, signer)| {
+                    let spec = LoadSpec {
+                        name,
+                        wasm,
+                        entrypoint,
+                        limits,
+                        args: &args,
+                        env: &env,
+                        grants,
+                        replaces: None,
+                        signer,
+                    };
+                    if replacing {
+                        replace(spec)
+                    } else {
+                        load(spec)
+                    }
+                });
             if let Err(e) = &result {
                 log_fmt(format_args!(
                     "wasm: load of '{}' failed: {e}",
@@ -351,6 +438,7 @@ fn handle(req: Request<'_>) -> Response {
             });
             removed.map(|m| {
                 log_fmt(format_args!("wasm: unloading module: {}", m.name()));
+                ffi::trace_unload(m.name());
                 drop(m);
                 Response::Unloaded
             })

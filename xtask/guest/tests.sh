@@ -234,9 +234,9 @@ policy() {
 policy 001 176 102 > /tmp/policy1.wasm
 policy 002 176 102 > /tmp/policy2.wasm
 policy 003 177 101 > /tmp/policy-i32.wasm
-expect_ok replace-needs-a-module "no module named 'policy'.*\(ENOENT\)" $W load /tmp/policy1.wasm --name policy --replace
+expect_fail replace-needs-a-module "no module named 'policy'.*\(ENOENT\)" $W load /tmp/policy1.wasm --name policy --replace
 expect_ok replace-first-load "loaded policy: 2 instances" $W load /tmp/policy1.wasm --name policy
-expect_ok replace-second-load-refused "already loaded.*\(EEXIST\)" $W load /tmp/policy2.wasm --name policy
+expect_fail replace-second-load-refused "already loaded.*\(EEXIST\)" $W load /tmp/policy2.wasm --name policy
 handle=$($B call $K --module policy --function version 0 | sed -n 's/^handle=\([0-9]*\) .*/\1/p')
 expect_ok replace-swaps "replaced policy \(version 2\): 2 instances" $W load /tmp/policy2.wasm --name policy --replace
 expect_ok replace-new-code-answers "^2$" $W call policy version 0
@@ -317,6 +317,7 @@ wait
 expect_ok top-header "^MODULE +TIER +VER +CALLS/S +BPF/S" $W top -n 1 -d 0.2 -b
 # Tracepoints: load, unload, traps and fuel exhaustion, from user space and from eBPF.
 T=/sys/kernel/tracing
+mount -t tracefs tracefs $T 2>/dev/null
 if [ -d $T/events/wasm ]; then ok trace-events-registered; else ko trace-events-registered "$(ls $T/events | head)"; fi
 echo > $T/trace
 echo 1 > $T/events/wasm/enable
@@ -415,7 +416,9 @@ expect_ok native-insmod "" insmod $N/hello_native.ko
 expect_klog native-registered "wasm: registering native module: hello-native"
 if [ "$(dmesg | grep -c 'Hello, world!')" = $((hello + 2)) ]; then ok native-hello-once-per-cpu; else ko native-hello-once-per-cpu "$(dmesg | grep -c 'Hello, world!') lines"; fi
 expect_ok native-list-tier "^hello-native  \(native, [0-9]+ bytes, entrypoint main" $W list
-expect_ok native-list-json '"name":"hello-native","sha256":null,"tier":"native"' $W list --json
+expect_ok native-list-json '"name":"hello-native","sha256":null,"signer":null,"tier":"native"' $W list --json
+expect_fail native-replace-refused "'hello-native' is a native module: rmmod its kernel module and insmod the new one \(EOPNOTSUPP\)" \
+	$W load $G/hello_world_rust.wasm --name hello-native --replace
 expect_fail native-name-taken "already loaded \(EEXIST\)" $W load $G/hello_world_rust.wasm --name hello-native
 expect_ok native-probe-insmod "" insmod $N/probe_native.ko fuel=20000000 bpf_fuel=5000000
 # The entrypoint's lines, printed by each of the 2 instances: the first instance's.

@@ -61,6 +61,22 @@ void wasm_shim_trace_unload(const char *name);
 void wasm_shim_trace_call_failed(const char *name, u32 cpu, bool bpf, int err,
 				 u64 fuel, bool out_of_fuel);
 
+/* BPF maps for guests (wasm_maps.c, rust/src/maps.rs). */
+struct wasm_shim_map {
+	void *map;
+	u32 id;
+	u32 type;
+	u32 key_size;
+	u32 value_size;
+};
+
+int wasm_shim_map_get(int fd, struct wasm_shim_map *out);
+void wasm_shim_map_put(void *map);
+int wasm_shim_map_lookup(void *map, const void *key, void *value);
+int wasm_shim_map_update(void *map, const void *key, const void *value,
+			 u64 flags);
+int wasm_shim_map_delete(void *map, const void *key);
+
 /* The native tier (wasm_native.c, rust/src/native.rs). */
 struct module;
 struct wasm_native_instance;

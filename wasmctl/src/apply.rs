@@ -14,6 +14,7 @@
 //! env = ["MODE=strict"]
 //! allow = ["debug", "bpf-maps"] # capabilities, as `wasmctl load --allow` (default: default)
 //! signature = "packet_filter.wasm.sig" # default: PATH.sig, if it exists
+//! maps = ["/sys/fs/bpf/blocked"] # BPF maps for bpf.map_*, by pinned path or id
 //! ```
 //!
 //! Applying is idempotent: a module whose binary (SHA-256), limits, instance count,
@@ -48,6 +49,8 @@ struct Spec {
     env: Vec<String>,
     allow: Option<Vec<String>>,
     signature: Option<PathBuf>,
+    #[serde(default)]
+    maps: Vec<String>,
 }
 
 /// A size in bytes: a number, or a string such as `"64M"`.
@@ -83,6 +86,8 @@ pub struct Desired {
     pub grants: Vec<String>,
     /// The binary's signature, if it has one.
     pub signature: Option<Vec<u8>>,
+    /// BPF maps, as ids or pinned paths (opened when loading).
+    pub maps: Vec<String>,
 }
 
 /// Reads every `*.toml` of `dir`, in name order. Any bad file fails the whole read, so that
@@ -155,6 +160,7 @@ fn read_file(file: &Path) -> Result<Desired> {
         allow: spec.allow,
         grants: grants.names(),
         signature,
+        maps: spec.maps,
     })
 }
 
@@ -386,6 +392,11 @@ fn outcome(report: &mut Report, r: Result<()>, done: &str) -> String {
 
 /// Loads `d`, or with `replace` replaces the loaded module of its name.
 fn load(dev: &mut Device, d: &Desired, replace: bool) -> Result<()> {
+    let maps = d
+        .maps
+        .iter()
+        .map(|m| crate::bpfmap::open(m))
+        .collect::<Result<Vec<_>>>()?;
     let req = Request::Load {
         name: &d.name,
         wasm: &d.wasm,
@@ -399,6 +410,7 @@ fn load(dev: &mut Device, d: &Desired, replace: bool) -> Result<()> {
             .as_ref()
             .map(|a| a.iter().map(String::as_str).collect()),
         signature: d.signature.as_deref(),
+        maps: maps.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect(),
     };
     match dev.request(&req)? {
         Response::Loaded { .. } => Ok(()),
@@ -427,6 +439,7 @@ mod tests {
             version: 1,
             grants: wasm_engine::Grants::DEFAULT.names(),
             signer: None,
+            maps: vec![],
             exports: vec![],
             imports: vec![],
             instances: (0..instances)

@@ -3,6 +3,7 @@
 
 mod apply;
 mod args;
+mod bpfmap;
 mod device;
 mod metrics;
 mod output;
@@ -12,6 +13,7 @@ mod sign;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use device::Device;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::Instant;
 use wasm_proto::{Limits, Request, Response};
@@ -137,6 +139,10 @@ enum Command {
         /// The module's detached signature [default: FILE.sig, if it exists].
         #[arg(long)]
         signature: Option<PathBuf>,
+        /// A BPF map for the guest's bpf.map_* functions (needs --allow ...,bpf-maps): a map
+        /// id or a pinned path; repeatable, the first is map 0.
+        #[arg(long = "map", value_name = "ID|PATH")]
+        maps: Vec<String>,
         /// Print how long the load took (parse, validate, compile, instantiate, entrypoint).
         #[arg(long)]
         time: bool,
@@ -371,10 +377,15 @@ fn execute(cli: &Cli) -> Result<()> {
             grants,
             replace,
             signature,
+            maps,
             time,
         } => {
             let (wasm, name) = read_module(file, name.as_deref())?;
             let signature = sign::read(file, signature.as_deref())?;
+            let maps = maps
+                .iter()
+                .map(|m| bpfmap::open(m))
+                .collect::<Result<Vec<_>>>()?;
             let mut dev = Device::open(&cli.device)?;
             let req = Request::Load {
                 name: &name,
@@ -386,6 +397,7 @@ fn execute(cli: &Cli) -> Result<()> {
                 replace: *replace,
                 allow: grants.allow()?,
                 signature: signature.as_deref(),
+                maps: maps.iter().map(|m| m.as_raw_fd()).collect(),
             };
             let started = Instant::now();
             let resp = dev.request(&req)?;

@@ -341,6 +341,7 @@ mod tests {
             version: 1,
             grants: vec!["debug".into()],
             signer: None,
+            maps: vec![],
             exports: vec![],
             imports: vec![],
             instances: vec![InstanceInfo {

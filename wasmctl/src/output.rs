@@ -193,6 +193,10 @@ impl Output {
                         "version": m.version,
                         "grants": m.grants,
                         "signer": m.signer,
+                        "maps": m.maps.iter().map(|b| json!({
+                            "id": b.id, "type": b.kind, "key_size": b.key_size,
+                            "value_size": b.value_size,
+                        })).collect::<Vec<_>>(),
                         "exports": m.exports.iter().map(sig_json).collect::<Vec<_>>(),
                         "imports": m.imports.iter().map(sig_json).collect::<Vec<_>>(),
                         "instances": m.instances.iter().map(|i| json!({
@@ -239,6 +243,12 @@ impl Output {
                     .as_ref()
                     .map_or(String::new(), |k| format!(", signed by {k}"))
             );
+            for (i, b) in m.maps.iter().enumerate() {
+                println!(
+                    "  map {i}    id {} {} key {} value {}",
+                    b.id, b.kind, b.key_size, b.value_size
+                );
+            }
             for i in &m.imports {
                 println!("  import   {}", sig_text(i));
             }

@@ -332,6 +332,38 @@ if grep -q 'wasm_fuel_exhausted: module=seen cpu=[0-9] caller=bpf errno=62 fuel=
 if grep -q 'wasm_load: module=traced version=1 instances=2' /tmp/trace.txt && grep -q 'wasm_unload: module=traced' /tmp/trace.txt; then ok trace-load-unload; else ko trace-load-unload "$(grep wasm_ /tmp/trace.txt)"; fi
 $W unload seen > /dev/null
 
+# --- live operations: a BPF map shared by Wasm and XDP -------------------------------------
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null
+L=/bpf/blocklist.bpf.o
+MAPOK="--allow default,bpf-maps --map /sys/fs/bpf/blocked"
+expect_ok maps-xdp-pins-map "verdict=2$" $B xdp $L --prog xdp_blocklist --packet udp:10.9.9.9:1000-10.0.0.2:53
+expect_fail maps-need-grant "imports bpf.map_update, which needs the capability 'bpf-maps'.*\(EACCES\)" \
+	$W load $G/blocklist.wasm --map /sys/fs/bpf/blocked
+expect_fail maps-type-refused "map 0 \(fd [0-9]+\): a map type the guests may not use.*\(EINVAL\)" \
+	$W load $G/blocklist.wasm --allow default,bpf-maps --map /sys/fs/bpf/events
+expect_fail maps-missing-refused "cannot open the pinned BPF map /sys/fs/bpf/nothing" \
+	$W load $G/blocklist.wasm --allow default,bpf-maps --map /sys/fs/bpf/nothing
+expect_ok maps-load "loaded blocklist" $W load $G/blocklist.wasm $MAPOK
+expect_ok maps-listed "^  map 0    id [0-9]+ hash key 4 value 8$" $W list
+expect_ok maps-block "^0$" $W call blocklist block 10 9 9 9
+expect_ok maps-xdp-drops-blocked "verdict=1$" $B xdp $L --prog xdp_blocklist --packet udp:10.9.9.9:1000-10.0.0.2:53
+expect_ok maps-xdp-count-read-by-wasm "^1$" $W call blocklist hits 10 9 9 9
+expect_ok maps-xdp-passes-others "verdict=2$" $B xdp $L --prog xdp_blocklist --packet udp:10.9.9.8:1000-10.0.0.2:53
+expect_ok maps-unblock "^0$" $W call blocklist unblock 10 9 9 9
+expect_ok maps-unblock-missing-enoent "^-2$" $W call blocklist unblock 10 9 9 9
+expect_ok maps-xdp-passes-unblocked "verdict=2$" $B xdp $L --prog xdp_blocklist --packet udp:10.9.9.9:1000-10.0.0.2:53
+expect_ok maps-key-size-checked "^-22$" $W call blocklist wrong_key_size
+expect_ok maps-index-checked "^-9$" $W call blocklist no_such_map
+# From eBPF context: observe, called through the kfunc for each packet of a source not
+# blocked, blocks it after 100 packets on one CPU. Of 300 packets on CPU 1, 100 pass and the
+# XDP program drops and counts the other 200.
+expect_ok maps-written-from-kfunc "verdict=1$" \
+	taskset -c 1 $B xdp $L --prog xdp_blocklist --packet udp:10.7.7.7:1000-10.0.0.2:53 --repeat 300
+expect_ok maps-kfunc-block-then-drops "^200$" $W call blocklist hits 10 7 7 7
+expect_ok maps-user-space-no-maps "^-9$" $W run $G/blocklist.wasm --allow bpf-maps --invoke hits 10 7 7 7
+$W unload blocklist > /dev/null
+rm -f /sys/fs/bpf/blocked /sys/fs/bpf/events
+
 # --- eBPF sample: packet filter (XDP and TC) ------------------------------------------------
 P=/bpf/packet_filter.bpf.o
 expect_ok filter-load "loaded packet-filter" $W load $G/packet_filter.wasm --name packet-filter

@@ -78,6 +78,7 @@ impl<T: Transport> Session<T> {
             replace: false,
             allow: None,
             signature: None,
+            maps: Vec::new(),
         })? {
             Response::Loaded { instances, .. } => {
                 self.loaded = Some(name.to_string());

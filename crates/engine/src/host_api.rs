@@ -6,7 +6,8 @@
 //! | `env.now_ns` | `() -> i64` | monotonic clock, nanoseconds |
 //! | `env.cpu_id` | `() -> i32` | the CPU this instance belongs to |
 //!
-//! A pointer range outside linear memory traps (`out of bounds memory access`).
+//! A pointer range outside linear memory traps (`out of bounds memory access`). The import
+//! module `bpf` (BPF maps) is described in [`crate::maps`].
 
 use crate::Host;
 use wasmi::{Caller, Extern, Linker};
@@ -19,10 +20,19 @@ pub(crate) struct InstanceData {
     pub(crate) cpu: u32,
     /// WASI state: arguments, environment, output line buffers.
     pub(crate) wasi: crate::wasi::WasiCtx,
+    /// The BPF maps of the module, by index.
+    pub(crate) maps: alloc::vec::Vec<crate::maps::MapRef>,
 }
 
 /// `(module, name)` of every function the host provides, for error messages.
-pub const PROVIDED: &[(&str, &str)] = &[("env", "_debug"), ("env", "now_ns"), ("env", "cpu_id")];
+pub const PROVIDED: &[(&str, &str)] = &[
+    ("env", "_debug"),
+    ("env", "now_ns"),
+    ("env", "cpu_id"),
+    ("bpf", "map_lookup"),
+    ("bpf", "map_update"),
+    ("bpf", "map_delete"),
+];
 
 /// Longest `_debug` message; longer ones are cut (and say so).
 const MAX_DEBUG_LEN: usize = 4096;

@@ -24,6 +24,7 @@ mod counters;
 mod error;
 mod grants;
 mod host_api;
+pub mod maps;
 mod module;
 mod raw;
 mod registry;
@@ -91,4 +92,19 @@ pub trait Host: 'static {
     fn on_instance<R>(f: impl FnOnce() -> R) -> R {
         f()
     }
+    /// `bpf.map_lookup` on the map `map` (a [`maps::MapRef`]'s handle): copies the value of
+    /// `key` into `value` (both the map's sizes); 0 or a negative errno.
+    fn map_lookup(_map: u64, _key: &[u8], _value: &mut [u8]) -> i32 {
+        -38
+    }
+    /// `bpf.map_update`: 0 or a negative errno.
+    fn map_update(_map: u64, _key: &[u8], _value: &[u8], _flags: u64) -> i32 {
+        -38
+    }
+    /// `bpf.map_delete`: 0 or a negative errno.
+    fn map_delete(_map: u64, _key: &[u8]) -> i32 {
+        -38
+    }
+    /// Gives back a module's reference on a map, when the module is freed.
+    fn map_release(_map: u64) {}
 }

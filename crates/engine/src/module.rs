@@ -4,6 +4,7 @@ use crate::budget::{Limiter, MemoryBudget};
 use crate::counters::{CallRecord, Caller, Counters, Ending};
 use crate::grants::Grants;
 use crate::host_api::{self, InstanceData};
+use crate::maps::{MapRef, MAX_MAPS};
 use crate::raw::Fast;
 use crate::slot::TryLock;
 use crate::wasi::{self, WasiCtx};
@@ -43,6 +44,9 @@ pub struct LoadSpec<'a> {
     pub replaces: Option<Replaced<'a>>,
     /// The trusted key that signed the binary (its first 8 bytes), if signed.
     pub signer: Option<[u8; 8]>,
+    /// BPF maps for the `bpf` host functions, by index. Once the load succeeds, the module
+    /// owns their references and gives them back with [`Host::map_release`] when freed.
+    pub maps: &'a [MapRef],
 }
 
 /// What a replace keeps of the module it replaces.
@@ -67,6 +71,7 @@ impl Default for LoadSpec<'_> {
             grants: Grants::DEFAULT,
             replaces: None,
             signer: None,
+            maps: &[],
         }
     }
 }
@@ -157,7 +162,17 @@ pub struct LoadedModule<H: Host> {
     version: u32,
     grants: Grants,
     signer: Option<[u8; 8]>,
+    /// The maps' references, owned (see [`LoadSpec::maps`]).
+    maps: Vec<MapRef>,
     _host: PhantomData<fn() -> H>,
+}
+
+impl<H: Host> Drop for LoadedModule<H> {
+    fn drop(&mut self) {
+        for m in &self.maps {
+            H::map_release(m.handle);
+        }
+    }
 }
 
 /// The limits in force for `asked`: zero fields take the defaults.
@@ -356,6 +371,15 @@ struct Plan<'a> {
     budget: &'static MemoryBudget,
 }
 
+/// A copy of `maps`, allocated fallibly.
+fn copy_maps(maps: &[MapRef]) -> Result<Vec<MapRef>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(maps.len())
+        .map_err(|_| Error::OutOfMemory)?;
+    v.extend_from_slice(maps);
+    Ok(v)
+}
+
 /// Creates one instance. Out of line for the same reason as [`compile`].
 #[inline(never)]
 fn instantiate(
@@ -377,6 +401,7 @@ fn instantiate(
             limits: store_limits,
             cpu,
             wasi: WasiCtx::new(plan.spec.name, plan.spec.args, plan.spec.env),
+            maps: copy_maps(plan.spec.maps)?,
         },
     );
     store.limiter(|data| &mut data.limits);
@@ -640,6 +665,12 @@ impl<H: Host> LoadedModule<H> {
     pub fn load(spec: &LoadSpec<'_>, budget: &'static MemoryBudget) -> Result<Self, Error> {
         check_name(spec.name)?;
         let limits = resolve_limits(&spec.limits)?;
+        if spec.maps.len() > MAX_MAPS {
+            return Err(Error::Arguments(format!(
+                "{} maps given, at most {MAX_MAPS}",
+                spec.maps.len()
+            )));
+        }
         let mut config = wasmi::Config::default();
         config
             .consume_fuel(true)
@@ -710,6 +741,7 @@ impl<H: Host> LoadedModule<H> {
         // The host functions, defined once for all instances.
         let mut linker = Linker::new(&engine);
         host_api::define::<H>(&mut linker).map_err(|e| Error::Link(e.to_string()))?;
+        crate::maps::define::<H>(&mut linker).map_err(|e| Error::Link(e.to_string()))?;
         wasi::define::<H>(&mut linker, &stubs).map_err(|e| Error::Link(e.to_string()))?;
         let plan = Plan {
             spec,
@@ -738,6 +770,7 @@ impl<H: Host> LoadedModule<H> {
             version: spec.replaces.map_or(1, |r| r.version.wrapping_add(1)),
             grants: spec.grants,
             signer: spec.signer,
+            maps: copy_maps(spec.maps)?,
             _host: PhantomData,
         })
     }
@@ -869,6 +902,7 @@ impl<H: Host> LoadedModule<H> {
             version: self.version,
             grants: self.grants.names(),
             signer: self.signer.map(|k| hex(&k)),
+            maps: self.maps.iter().map(MapRef::info).collect(),
             exports: self.exports.clone(),
             imports: self.imports.clone(),
             instances: self

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{allow_slices, logs, TestHost};
+use common::{allow_slices, logs, released_maps, TestHost};
 use wasm_engine::{
     Error, Grants, Lane, Limits, LoadSpec, LoadedModule, MemoryBudget, RawError, Registry, Value,
 };
@@ -666,4 +666,98 @@ fn user_and_ebpf_calls_are_counted_apart_with_latency() {
     assert_eq!(i.bpf.latency.iter().sum::<u64>(), 4);
     assert_eq!(i.user.latency.iter().sum::<u64>(), 1);
     assert!(i.bpf.fuel_used >= wasm_engine::DEFAULT_BPF_FUEL);
+}
+
+const MAPS: &str = r#"(module
+  (import "bpf" "map_lookup" (func $lookup (param i32 i32 i32 i32 i32) (result i32)))
+  (import "bpf" "map_update" (func $update (param i32 i32 i32 i32 i32 i64) (result i32)))
+  (import "bpf" "map_delete" (func $delete (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  ;; key at 0 (4 bytes), value at 8 (8 bytes)
+  (func (export "put") (param $map i32) (param $k i32) (param $v i64) (param $flags i64) (result i32)
+    (i32.store (i32.const 0) (local.get $k))
+    (i64.store (i32.const 8) (local.get $v))
+    (call $update (local.get $map) (i32.const 0) (i32.const 4) (i32.const 8) (i32.const 8) (local.get $flags)))
+  (func (export "get") (param $map i32) (param $k i32) (result i64)
+    (local $r i32)
+    (i32.store (i32.const 0) (local.get $k))
+    (i64.store (i32.const 8) (i64.const -1))
+    (local.set $r (call $lookup (local.get $map) (i32.const 0) (i32.const 4) (i32.const 8) (i32.const 8)))
+    (if (result i64) (i32.eqz (local.get $r)) (then (i64.load (i32.const 8))) (else (i64.extend_i32_s (local.get $r)))))
+  (func (export "del") (param $map i32) (param $k i32) (result i32)
+    (i32.store (i32.const 0) (local.get $k))
+    (call $delete (local.get $map) (i32.const 0) (i32.const 4)))
+  (func (export "short_key") (result i32)
+    (call $lookup (i32.const 0) (i32.const 0) (i32.const 3) (i32.const 8) (i32.const 8)))
+  (func (export "wild") (result i32)
+    (call $lookup (i32.const 0) (i32.const 65534) (i32.const 4) (i32.const 8) (i32.const 8))))"#;
+
+#[test]
+fn bpf_maps_are_reached_by_index_with_sizes_checked_and_released_with_the_module() {
+    use wasm_engine::maps::MapRef;
+    let mut reg = Registry::<LoadedModule<TestHost>>::new();
+    let bin = wasm(MAPS);
+    let maps = [MapRef {
+        handle: 77,
+        id: 5,
+        kind: 1,
+        key_size: 4,
+        value_size: 8,
+    }];
+    let e = reg
+        .load(&LoadSpec {
+            maps: &maps,
+            entrypoint: Some(""),
+            ..spec("m", &bin)
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("'bpf-maps'"), "{e}");
+    assert!(
+        released_maps().is_empty(),
+        "a failed load leaves the maps to the caller"
+    );
+    let m = reg
+        .load(&LoadSpec {
+            maps: &maps,
+            entrypoint: Some(""),
+            grants: Grants::parse(["bpf-maps"]).unwrap(),
+            ..spec("m", &bin)
+        })
+        .unwrap();
+    let i32s = |v: &[i32]| v.iter().map(|x| Value::I32(*x)).collect::<Vec<_>>();
+    let call = |f: &str, args: &[Value]| m.call(0, f, args).unwrap().results;
+    let put = |k: i32, v: i64, flags: i64| {
+        call(
+            "put",
+            &[
+                Value::I32(0),
+                Value::I32(k),
+                Value::I64(v),
+                Value::I64(flags),
+            ],
+        )
+    };
+    assert_eq!(put(10, 99, 0), i32s(&[0]));
+    assert_eq!(
+        put(10, 1, 1),
+        i32s(&[-17]),
+        "BPF_NOEXIST on an existing key"
+    );
+    assert_eq!(call("get", &i32s(&[0, 10])), vec![Value::I64(99)]);
+    assert_eq!(call("get", &i32s(&[0, 11])), vec![Value::I64(-2)]);
+    assert_eq!(
+        call("get", &i32s(&[1, 10])),
+        vec![Value::I64(-9)],
+        "no map 1"
+    );
+    assert_eq!(put(10, 1, 3), i32s(&[-22]), "unknown flags");
+    assert_eq!(call("short_key", &[]), i32s(&[-22]));
+    assert!(matches!(m.call(0, "wild", &[]), Err(Error::Trap(_))));
+    assert_eq!(call("del", &i32s(&[0, 10])), i32s(&[0]));
+    assert_eq!(call("del", &i32s(&[0, 10])), i32s(&[-2]));
+    let info = m.info();
+    assert_eq!((info.maps[0].id, info.maps[0].kind.as_str()), (5, "hash"));
+    drop(m);
+    reg.remove("m").unwrap();
+    assert_eq!(released_maps(), [77]);
 }

@@ -299,6 +299,9 @@ pub enum Request<'a> {
         /// A detached ed25519 signature of `wasm` ([`SIGNATURE_LEN`] bytes), checked against
         /// the keys wasm.ko trusts; required when it was loaded with `require_signature=1`.
         signature: Option<&'a [u8]>,
+        /// File descriptors, in the sending process, of BPF maps for the module's `bpf` host
+        /// functions: map *i* of the guest is `maps[i]`.
+        maps: Vec<i32>,
     },
     /// Removes a module and frees its instances.
     Unload {
@@ -432,6 +435,19 @@ pub enum Tier {
     Native,
 }
 
+/// A BPF map given to a module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapInfo {
+    /// The kernel's map id (`bpftool map show id N`).
+    pub id: u32,
+    /// Its type: `hash`, `array`, `percpu_hash`, `percpu_array`, `lru_hash`, `lru_percpu_hash`.
+    pub kind: String,
+    /// Key size in bytes.
+    pub key_size: u32,
+    /// Value size in bytes.
+    pub value_size: u32,
+}
+
 /// A loaded module as `List` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModuleInfo {
@@ -454,6 +470,8 @@ pub struct ModuleInfo {
     pub grants: Vec<String>,
     /// The trusted key that signed the binary (its first 8 bytes, hex), if signed.
     pub signer: Option<String>,
+    /// The BPF maps it was given, by index.
+    pub maps: Vec<MapInfo>,
     /// Exported functions.
     pub exports: Vec<FuncSig>,
     /// Imported functions.
@@ -660,6 +678,7 @@ mod tests {
             replace: true,
             allow: Some(vec!["debug", "wasi:clocks"]),
             signature: Some(&[7; SIGNATURE_LEN]),
+            maps: vec![3, 4],
         };
         let frame = encode(&req).unwrap();
         assert_eq!(&frame[..4], b"WASM");

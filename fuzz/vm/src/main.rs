@@ -80,6 +80,8 @@ fn request(rng: &mut Rng, guest: &[u8]) -> Vec<u8> {
             allow: [None, Some(vec!["debug"]), Some(vec!["wasi:clocks", "nope"])][rng.below(3)]
                 .clone(),
             signature: [None, Some(&[7u8; 64][..]), Some(&[1u8; 3][..])][rng.below(3)],
+            // Descriptors that are no maps (stdin) or not open.
+            maps: [vec![], vec![0], vec![1000]][rng.below(3)].clone(),
         },
     };
     encode(&req).expect("requests encode")

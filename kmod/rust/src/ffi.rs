@@ -4,6 +4,7 @@
 
 use core::ffi::{c_char, c_void, CStr};
 use core::ptr;
+use wasm_engine::maps::MapRef;
 
 mod raw {
     use core::ffi::c_void;
@@ -39,6 +40,16 @@ mod raw {
         pub fn wasm_shim_rcu_read_lock();
         pub fn wasm_shim_rcu_read_unlock();
         pub fn wasm_shim_synchronize_rcu();
+        pub fn wasm_shim_map_get(fd: i32, out: *mut super::ShimMap) -> i32;
+        pub fn wasm_shim_map_put(map: *mut c_void);
+        pub fn wasm_shim_map_lookup(map: *mut c_void, key: *const u8, value: *mut u8) -> i32;
+        pub fn wasm_shim_map_update(
+            map: *mut c_void,
+            key: *const u8,
+            value: *const u8,
+            flags: u64,
+        ) -> i32;
+        pub fn wasm_shim_map_delete(map: *mut c_void, key: *const u8) -> i32;
         pub fn wasm_shim_trace_load(name: *const u8, version: u32, instances: u32);
         pub fn wasm_shim_trace_unload(name: *const u8);
         pub fn wasm_shim_trace_call_failed(
@@ -306,6 +317,84 @@ pub fn rcu_read_unlock() {
 pub fn synchronize_rcu() {
     // SAFETY: called only from process context, outside RCU read-side sections.
     unsafe { raw::wasm_shim_synchronize_rcu() }
+}
+
+/// `struct wasm_shim_map`.
+#[repr(C)]
+pub struct ShimMap {
+    map: *mut c_void,
+    id: u32,
+    kind: u32,
+    key_size: u32,
+    value_size: u32,
+}
+
+/// Takes a reference on the BPF map behind `fd` (of the calling process) and describes it:
+/// its handle (the `struct bpf_map` pointer) and sizes, as [`MapRef`]. Process context.
+///
+/// # Errors
+///
+/// A negative errno: `-EBADF` (not a map), `-EOPNOTSUPP` (a type or value the guests may not
+/// use), `-E2BIG` (key longer than 512 bytes).
+pub fn map_get(fd: i32) -> Result<MapRef, i32> {
+    let mut out = ShimMap {
+        map: ptr::null_mut(),
+        id: 0,
+        kind: 0,
+        key_size: 0,
+        value_size: 0,
+    };
+    // SAFETY: `out` is a valid, writable `struct wasm_shim_map`; any fd is accepted.
+    match unsafe { raw::wasm_shim_map_get(fd, &mut out) } {
+        0 => Ok(MapRef {
+            handle: out.map as u64,
+            id: out.id,
+            kind: out.kind,
+            key_size: out.key_size,
+            value_size: out.value_size,
+        }),
+        e => Err(e),
+    }
+}
+
+/// Gives back a reference from [`map_get`].
+///
+/// # Safety
+///
+/// `map` is the handle of a [`MapRef`] from [`map_get`] whose reference was not given back.
+pub unsafe fn map_put(map: u64) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { raw::wasm_shim_map_put(map as *mut c_void) }
+}
+
+/// `bpf.map_lookup`: copies the value of `key` into `value`. 0 or a negative errno.
+///
+/// # Safety
+///
+/// `map` is the handle of a live [`MapRef`]; `key` and `value` have its key and value sizes.
+pub unsafe fn map_lookup(map: u64, key: &[u8], value: &mut [u8]) -> i32 {
+    // SAFETY: guaranteed by the caller: the map is referenced and the buffers are its sizes.
+    unsafe { raw::wasm_shim_map_lookup(map as *mut c_void, key.as_ptr(), value.as_mut_ptr()) }
+}
+
+/// `bpf.map_update`. 0 or a negative errno.
+///
+/// # Safety
+///
+/// As [`map_lookup`].
+pub unsafe fn map_update(map: u64, key: &[u8], value: &[u8], flags: u64) -> i32 {
+    // SAFETY: as in `map_lookup`.
+    unsafe { raw::wasm_shim_map_update(map as *mut c_void, key.as_ptr(), value.as_ptr(), flags) }
+}
+
+/// `bpf.map_delete`. 0 or a negative errno.
+///
+/// # Safety
+///
+/// As [`map_lookup`], for the key.
+pub unsafe fn map_delete(map: u64, key: &[u8]) -> i32 {
+    // SAFETY: as in `map_lookup`.
+    unsafe { raw::wasm_shim_map_delete(map as *mut c_void, key.as_ptr()) }
 }
 
 /// A registry name made NUL-terminated for a tracepoint (cut at 64 bytes, the longest name).

@@ -44,6 +44,29 @@ impl Host for KernelHost {
     fn on_instance<R>(f: impl FnOnce() -> R) -> R {
         crate::guard::shared(f)
     }
+
+    fn map_lookup(map: u64, key: &[u8], value: &mut [u8]) -> i32 {
+        // SAFETY: the engine passes the handle of a map its module holds (from
+        // `maps::MapRefs`, released only when the module is freed) and buffers of the map's
+        // key and value sizes (checked against its `MapRef`).
+        unsafe { ffi::map_lookup(map, key, value) }
+    }
+
+    fn map_update(map: u64, key: &[u8], value: &[u8], flags: u64) -> i32 {
+        // SAFETY: as in `map_lookup`.
+        unsafe { ffi::map_update(map, key, value, flags) }
+    }
+
+    fn map_delete(map: u64, key: &[u8]) -> i32 {
+        // SAFETY: as in `map_lookup`.
+        unsafe { ffi::map_delete(map, key) }
+    }
+
+    fn map_release(map: u64) {
+        // SAFETY: the engine releases each of its module's maps once, when the module is
+        // freed; the reference came from `ffi::map_get`.
+        unsafe { ffi::map_put(map) }
+    }
 }
 
 /// Logs one formatted line, cut at [`LINE_CHUNK`] bytes. Does not allocate.

@@ -13,6 +13,7 @@ mod bpf;
 mod ffi;
 mod guard;
 mod host;
+mod maps;
 mod module;
 mod native;
 mod session;

@@ -540,6 +540,7 @@ impl NativeModule {
             version: 1,
             grants: Grants::DEFAULT.names(),
             signer: None,
+            maps: Vec::new(),
             exports: self.exports.clone(),
             imports: self.imports.clone(),
             instances: self

@@ -5,6 +5,7 @@ use crate::bpf;
 use crate::ffi::{self, NativeDesc, RegistryLock, UserPtr};
 use crate::guard::{self, Failure};
 use crate::host::{log_fmt, try_format, KernelHost};
+use crate::maps::MapRefs;
 use crate::module::Module;
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
@@ -294,10 +295,11 @@ pub fn native_registered(desc: &NativeDesc) -> bool {
     })
 }
 
-fn load(spec: LoadSpec<'_>) -> Result<Response, Error> {
+fn load(spec: LoadSpec<'_>, maps: &MapRefs) -> Result<Response, Error> {
     log_fmt(format_args!("wasm: loading module: {}", spec.name));
     let budget = check_free(spec.name)?;
     let mut module = LoadedModule::<KernelHost>::load(&spec, budget)?;
+    maps.hand_over();
     if !module.entrypoint().is_empty() {
         log_fmt(format_args!(
             "wasm: calling module entrypoint: {}",
@@ -319,7 +321,7 @@ fn load(spec: LoadSpec<'_>) -> Result<Response, Error> {
 /// initialised while the old one keeps serving calls, then both the registry and the eBPF
 /// table switch to it in one step each; the old module is freed when its last call ends.
 /// Nothing changes if any step before the switch fails.
-fn replace(spec: LoadSpec<'_>) -> Result<Response, Error> {
+fn replace(spec: LoadSpec<'_>, maps: &MapRefs) -> Result<Response, Error> {
     log_fmt(format_args!("wasm: replacing module: {}", spec.name));
     let (old, budget) = with_registry(|r| r.get(spec.name).map(|m| (m, r.budget())))?;
     let Module::Interpreted(current) = &*old else {
@@ -339,6 +341,7 @@ fn replace(spec: LoadSpec<'_>) -> Result<Response, Error> {
         ..spec
     };
     let mut module = LoadedModule::<KernelHost>::load(&spec, budget)?;
+    maps.hand_over();
     let entry_result = module.run_entrypoint()?;
     let (instances, version) = (module.instances() as u32, module.version());
     let module = Arc::new(Module::Interpreted(module));
@@ -401,10 +404,12 @@ fn handle(req: Request<'_>) -> Response {
             replace: replacing,
             allow,
             signature,
+            maps,
         } => {
             log_fmt(format_args!("wasm: command load"));
             let result =
                 load_spec(wasm, allow.as_deref(), signature).and_then(|(grants, signer)| {
+                    let maps = MapRefs::take(&maps)?;
                     let spec = LoadSpec {
                         name,
                         wasm,
@@ -415,11 +420,12 @@ fn handle(req: Request<'_>) -> Response {
                         grants,
                         replaces: None,
                         signer,
+                        maps: maps.refs(),
                     };
                     if replacing {
-                        replace(spec)
+                        replace(spec, &maps)
                     } else {
-                        load(spec)
+                        load(spec, &maps)
                     }
                 });
             if let Err(e) = &result {

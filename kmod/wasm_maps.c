@@ -7,10 +7,17 @@
  */
 #include <linux/bpf.h>
 #include <linux/err.h>
+#include <linux/module.h>
 #include <linux/preempt.h>
 #include <linux/rcupdate.h>
 
 #include "wasm_shim.h"
+
+/*
+ * bpf_map_get() is the one exported way from a file descriptor to a map;
+ * 6.12 puts it in the BPF_INTERNAL namespace (on 6.1 the import is unused).
+ */
+MODULE_IMPORT_NS(BPF_INTERNAL);
 
 /* The longest key a guest may use (BPF keys are at most this). */
 #define WASM_MAP_MAX_KEY 512

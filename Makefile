@@ -30,7 +30,7 @@ BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 \
 
 .PHONY: all deps module resolve-btfids rust-kmod insmod rmmod logs build-cli build-samples build-bpf build-bench build-bench-guest build-languages \
 	build-hello-world-rust-wasm load-hello-world-rust-wasm load-ebpf-packet-filter \
-	load-ebpf-connect-authz load-ebpf-syscall-stats bench demo test package install-test image fuzz stress debug-test check clean
+	load-ebpf-connect-authz load-ebpf-syscall-stats load-ebpf-blocklist bench demo test package install-test image fuzz stress debug-test check clean
 
 all: module
 
@@ -194,6 +194,15 @@ load-ebpf-syscall-stats: build-samples build-bpf
 	$(SUDO) $(WASMCTL) load $(SAMPLES_OUT)/syscall_stats.wasm --name syscall-stats
 	$(SUDO) $(WASM_BPF) attach $(BPF_OUT)/syscall_stats.bpf.o --prog $(TRACE_PROG) -- $(WASM_BPF) getpgid 100
 	$(SUDO) $(WASMCTL) call syscall-stats count
+
+# The shared block list: the XDP program pins the map, the Wasm policy blocks BLOCK in it,
+# the next packet from BLOCK is dropped (verdict=1).
+BLOCK ?= 10 9 9 9
+load-ebpf-blocklist: build-samples build-bpf
+	$(SUDO) $(WASM_BPF) xdp $(BPF_OUT)/blocklist.bpf.o --prog xdp_blocklist --packet udp:$(subst $() ,.,$(BLOCK)):1000-10.0.0.2:53
+	$(SUDO) $(WASMCTL) load $(SAMPLES_OUT)/blocklist.wasm --allow default,bpf-maps --map /sys/fs/bpf/blocked
+	$(SUDO) $(WASMCTL) call blocklist block $(BLOCK)
+	$(SUDO) $(WASM_BPF) xdp $(BPF_OUT)/blocklist.bpf.o --prog xdp_blocklist --packet udp:$(subst $() ,.,$(BLOCK)):1000-10.0.0.2:53
 
 # The engines side by side (user space and the VM on both kernels), the eBPF -> Wasm call
 # cost and load scaling: Markdown tables and charts in target/bench/.

@@ -24,7 +24,9 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
+#include <linux/math64.h>
 #include <asm/asm.h>
+#include <asm/tsc.h>
 
 #include "wasm_shim.h"
 
@@ -101,6 +103,19 @@ bool wasm_shim_between_slices(void)
 u64 wasm_shim_now_ns(void)
 {
 	return ktime_get_ns();
+}
+
+/*
+ * For call latencies, on the eBPF path too, Rust reads the TSC and scales
+ * it to nanoseconds: (tsc * mult) >> WASM_SHIM_CLOCK_SHIFT, a few
+ * instructions where reading the clocksource through ktime_get_ns() takes
+ * about a hundred. 0 (use ktime_get_ns()) when the TSC was not calibrated.
+ */
+u32 wasm_shim_clock_mult(void)
+{
+	if (tsc_khz < 1000)
+		return 0;
+	return div_u64(NSEC_PER_MSEC << WASM_SHIM_CLOCK_SHIFT, tsc_khz);
 }
 
 u64 wasm_shim_realtime_ns(void)
@@ -340,11 +355,12 @@ static struct miscdevice wasm_dev = {
 
 static int __init wasm_init(void)
 {
+	int ret;
+
 	/* Without kfuncs /dev/wasm still works: the Rust side reports why. */
-	int ret = wasm_rs_init((u64)memory_cap_mb << 20,
+	ret = wasm_rs_init((u64)memory_cap_mb << 20,
 			       wasm_kfuncs_register(), require_signature,
 			       trusted_keys);
-
 	if (ret)
 		return ret;
 	ret = misc_register(&wasm_dev);

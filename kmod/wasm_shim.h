@@ -33,6 +33,8 @@ unsigned int wasm_shim_possible_cpus(void);
 unsigned int wasm_shim_this_cpu(void);
 bool wasm_shim_between_slices(void);
 u64 wasm_shim_now_ns(void);
+#define WASM_SHIM_CLOCK_SHIFT 22
+u32 wasm_shim_clock_mult(void);
 u64 wasm_shim_realtime_ns(void);
 void wasm_shim_random_bytes(void *buf, size_t len);
 void wasm_shim_registry_lock(void);

@@ -11,7 +11,12 @@ use core::ffi::c_void;
 use std::sync::Once;
 
 extern "C" {
-    fn wasm_rs_init(memory_cap: u64) -> i32;
+    fn wasm_rs_init(
+        memory_cap: u64,
+        kfuncs: i32,
+        require_signature: bool,
+        trusted_keys: *const core::ffi::c_char,
+    ) -> i32;
     fn wasm_rs_open() -> *mut c_void;
     fn wasm_rs_release(session: *mut c_void);
     fn wasm_rs_write(session: *mut c_void, buf: *mut c_void, len: usize) -> isize;
@@ -59,9 +64,10 @@ impl InProcess {
     /// Opens a session (initialising the Rust side on first use).
     pub fn open() -> Result<Self> {
         static INIT: Once = Once::new();
-        // SAFETY: called once, before any session exists (as the shim's module init does).
+        // SAFETY: called once, before any session exists (as the shim's module init does),
+        // with kfuncs registered (0), no signature required and no trusted key (null).
         INIT.call_once(|| unsafe {
-            wasm_rs_init(MEMORY_CAP);
+            wasm_rs_init(MEMORY_CAP, 0, false, core::ptr::null());
         });
         // SAFETY: `wasm_rs_open` has no preconditions; a null session is handled.
         let session = unsafe { wasm_rs_open() };
@@ -145,6 +151,12 @@ mod shim {
     extern "C" fn wasm_shim_now_ns() -> u64 {
         static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
         START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    }
+
+    /// No TSC rate: call latencies are timed with `wasm_shim_now_ns`.
+    #[no_mangle]
+    extern "C" fn wasm_shim_clock_mult() -> u32 {
+        0
     }
 
     #[no_mangle]
@@ -281,4 +293,56 @@ mod shim {
 
     #[no_mangle]
     extern "C" fn wasm_shim_module_put(_owner: *mut c_void) {}
+
+    /// The benchmark gives no BPF maps: no descriptor is one.
+    #[no_mangle]
+    extern "C" fn wasm_shim_map_get(_fd: i32, _out: *mut c_void) -> i32 {
+        -9
+    }
+
+    /// Never reached: no map is ever taken.
+    #[no_mangle]
+    extern "C" fn wasm_shim_map_put(_map: *mut c_void) {
+        std::process::abort()
+    }
+
+    /// Never reached: no map is ever taken.
+    #[no_mangle]
+    extern "C" fn wasm_shim_map_lookup(_map: *mut c_void, _k: *const u8, _v: *mut u8) -> i32 {
+        std::process::abort()
+    }
+
+    /// Never reached: no map is ever taken.
+    #[no_mangle]
+    extern "C" fn wasm_shim_map_update(
+        _map: *mut c_void,
+        _k: *const u8,
+        _v: *const u8,
+        _flags: u64,
+    ) -> i32 {
+        std::process::abort()
+    }
+
+    /// Never reached: no map is ever taken.
+    #[no_mangle]
+    extern "C" fn wasm_shim_map_delete(_map: *mut c_void, _k: *const u8) -> i32 {
+        std::process::abort()
+    }
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_trace_load(_name: *const u8, _version: u32, _instances: u32) {}
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_trace_unload(_name: *const u8) {}
+
+    #[no_mangle]
+    extern "C" fn wasm_shim_trace_call_failed(
+        _name: *const u8,
+        _cpu: u32,
+        _bpf: bool,
+        _err: i32,
+        _fuel: u64,
+        _out_of_fuel: bool,
+    ) {
+    }
 }

@@ -83,6 +83,11 @@ pub trait Host: 'static {
     fn between_slices() -> bool;
     /// Monotonic clock in nanoseconds (`env.now_ns`, WASI's monotonic clock).
     fn now_ns() -> u64;
+    /// A cheap clock in nanoseconds for timing calls (their latency histograms): it need
+    /// only be monotonic on one CPU. By default the monotonic clock.
+    fn timer_ns() -> u64 {
+        Self::now_ns()
+    }
     /// Wall-clock time in nanoseconds since the Unix epoch (WASI's realtime clock).
     fn realtime_ns() -> u64;
     /// Fills `buf` with random bytes (WASI's `random_get`).

@@ -627,7 +627,7 @@ impl Slot {
         let Some(func) = inst.instance.get_func(&inst.store, call.function) else {
             return (0, Err(Error::NoFunction(call.function.to_string())));
         };
-        let started = H::now_ns();
+        let started = H::timer_ns();
         let (used, result) = inst.run::<H>(func, &call.inputs, &mut call.outputs, budget);
         inst.store.data_mut().wasi.flush::<H>();
         self.counters.record(&CallRecord {
@@ -638,7 +638,7 @@ impl Slot {
                 Err(_) => Ending::Trapped,
             },
             fuel: used,
-            ns: H::now_ns().saturating_sub(started),
+            ns: H::timer_ns().saturating_sub(started),
         });
         self.counters.set_memory(inst.memory_size());
         (used, result)

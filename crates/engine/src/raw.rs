@@ -156,7 +156,7 @@ impl Slot {
         fuel: u64,
     ) -> Result<u64, RawError> {
         inst.store.set_fuel(fuel).map_err(|_| RawError::Trap)?;
-        let started = H::now_ns();
+        let started = H::timer_ns();
         let result = fast.call(inst, args).map_err(|e| call_error(&e));
         self.count::<H>(inst, fuel, started, result.as_ref().err());
         result
@@ -172,7 +172,7 @@ impl Slot {
         fuel: u64,
     ) -> Result<(), RawError> {
         inst.store.set_fuel(fuel).map_err(|_| RawError::Trap)?;
-        let started = H::now_ns();
+        let started = H::timer_ns();
         let result = func
             .call(&mut inst.store, args, out)
             .map_err(|e| call_error(&e));
@@ -182,7 +182,7 @@ impl Slot {
 
     /// Records an eBPF call that was given `fuel` and started at `started`.
     fn count<H: Host>(&self, inst: &Instance, fuel: u64, started: u64, error: Option<&RawError>) {
-        let ns = H::now_ns().saturating_sub(started);
+        let ns = H::timer_ns().saturating_sub(started);
         let left = inst.store.get_fuel().unwrap_or(0);
         self.counters
             .record(&raw_record(error, fuel.saturating_sub(left), ns));

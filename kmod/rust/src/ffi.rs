@@ -4,6 +4,7 @@
 
 use core::ffi::{c_char, c_void, CStr};
 use core::ptr;
+use core::sync::atomic::{AtomicU32, Ordering};
 use wasm_engine::maps::MapRef;
 
 mod raw {
@@ -17,6 +18,7 @@ mod raw {
         pub fn wasm_shim_this_cpu() -> u32;
         pub fn wasm_shim_between_slices() -> bool;
         pub fn wasm_shim_now_ns() -> u64;
+        pub fn wasm_shim_clock_mult() -> u32;
         pub fn wasm_shim_realtime_ns() -> u64;
         pub fn wasm_shim_random_bytes(buf: *mut c_void, len: usize);
         pub fn wasm_shim_registry_lock();
@@ -112,6 +114,29 @@ pub fn between_slices() -> bool {
 pub fn now_ns() -> u64 {
     // SAFETY: no preconditions.
     unsafe { raw::wasm_shim_now_ns() }
+}
+
+/// `WASM_SHIM_CLOCK_SHIFT`.
+const CLOCK_SHIFT: u32 = 22;
+/// TSC ticks to nanoseconds, scaled by 2^[`CLOCK_SHIFT`]; 0 to use [`now_ns`].
+static CLOCK_MULT: AtomicU32 = AtomicU32::new(0);
+
+/// Reads the TSC's rate for [`clock_ns`]. Module init.
+pub fn clock_init() {
+    // SAFETY: reads `tsc_khz`; no preconditions.
+    CLOCK_MULT.store(unsafe { raw::wasm_shim_clock_mult() }, Ordering::Relaxed);
+}
+
+/// The TSC in nanoseconds: a few instructions, monotonic on one CPU (for call latencies);
+/// [`now_ns`] if the TSC was not calibrated.
+pub fn clock_ns() -> u64 {
+    let mult = CLOCK_MULT.load(Ordering::Relaxed);
+    if mult == 0 {
+        return now_ns();
+    }
+    // SAFETY: `rdtsc` has no preconditions (the kernel never disables it for itself).
+    let tsc = unsafe { core::arch::x86_64::_rdtsc() };
+    ((u128::from(tsc) * u128::from(mult)) >> CLOCK_SHIFT) as u64
 }
 
 /// `ktime_get_real_ns()`.

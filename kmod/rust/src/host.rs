@@ -33,6 +33,10 @@ impl Host for KernelHost {
         ffi::now_ns()
     }
 
+    fn timer_ns() -> u64 {
+        ffi::clock_ns()
+    }
+
     fn realtime_ns() -> u64 {
         ffi::realtime_ns()
     }

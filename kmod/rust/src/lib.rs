@@ -52,6 +52,7 @@ pub unsafe extern "C" fn wasm_rs_init(
     };
     session::set_memory_cap(memory_cap);
     bpf::set_kfuncs(kfuncs);
+    ffi::clock_init();
     host::log_fmt(format_args!(
         "wasm: module loaded, protocol v{}, {} possible cpus, linear memory cap {} MiB",
         wasm_proto::PROTOCOL_VERSION,

@@ -354,7 +354,7 @@ impl NativeModule {
         let slot = self.slots.get(cpu).ok_or(RawError::Busy)?;
         let mut guard = slot.state.try_lock().ok_or(RawError::Busy)?;
         let inst = guard.as_mut().ok_or(RawError::Busy)?;
-        let started = ffi::now_ns();
+        let started = ffi::clock_ns();
         // SAFETY: `lanes` holds MAX_VALUES lanes, as many as any export's parameters or
         // results (checked at registration); `inst` is an instance of `desc` (invariant) and
         // `index` one of its exports (callers).
@@ -377,7 +377,7 @@ impl NativeModule {
         let used = match result {
             Ok(used) | Err((_, used)) => used,
         };
-        let ns = ffi::now_ns().saturating_sub(started);
+        let ns = ffi::clock_ns().saturating_sub(started);
         let record = match (may_sleep, &result) {
             (false, Ok(_)) => raw_record(None, used, ns),
             (false, Err((trap, _))) => raw_record(Some(&raw_trap(*trap)), used, ns),

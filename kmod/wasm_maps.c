@@ -97,33 +97,33 @@ int wasm_shim_map_lookup(void *ptr, const void *key, void *value)
 	return found ? 0 : -ENOENT;
 }
 
-int wasm_shim_map_update(void *ptr, const void *key, const void *value,
-			 u64 flags)
+/* An update, or with no value a delete: refused on maps read-only for programs. */
+static int wasm_map_write(struct bpf_map *map, const void *key,
+			  const void *value, u64 flags)
 {
-	struct bpf_map *map = ptr;
 	long err;
 
 	if (map->map_flags & BPF_F_RDONLY_PROG)
 		return -EPERM;
 	preempt_disable();
 	rcu_read_lock();
-	err = map->ops->map_update_elem(map, (void *)key, (void *)value, flags);
+	if (value)
+		err = map->ops->map_update_elem(map, (void *)key, (void *)value,
+						flags);
+	else
+		err = map->ops->map_delete_elem(map, (void *)key);
 	rcu_read_unlock();
 	preempt_enable();
 	return err;
 }
 
-int wasm_shim_map_delete(void *ptr, const void *key)
+int wasm_shim_map_update(void *map, const void *key, const void *value,
+			 u64 flags)
 {
-	struct bpf_map *map = ptr;
-	long err;
+	return wasm_map_write(map, key, value, flags);
+}
 
-	if (map->map_flags & BPF_F_RDONLY_PROG)
-		return -EPERM;
-	preempt_disable();
-	rcu_read_lock();
-	err = map->ops->map_delete_elem(map, (void *)key);
-	rcu_read_unlock();
-	preempt_enable();
-	return err;
+int wasm_shim_map_delete(void *map, const void *key)
+{
+	return wasm_map_write(map, key, NULL, 0);
 }

@@ -231,6 +231,7 @@ policy() {
 	printf "\\000asm\\001\\000\\000\\000\\001\\006\\001\\140\\001\\$2\\001\\$2\\003\\002\\001\\000"
 	printf "\\007\\013\\001\\007version\\000\\000\\012\\006\\001\\004\\000\\$3\\$1\\013"
 }
+before_replace=$(live)
 policy 001 176 102 > /tmp/policy1.wasm
 policy 002 176 102 > /tmp/policy2.wasm
 policy 003 177 101 > /tmp/policy-i32.wasm
@@ -273,6 +274,7 @@ for c in 0 1; do
 done
 expect_ok replace-versions-counted "^  version  102, " $W list
 $W unload policy > /dev/null
+if [ "$(live)" = "$before_replace" ]; then ok replace-nothing-leaked; else ko replace-nothing-leaked "live $(live), was $before_replace"; fi
 
 # --- live operations: capabilities ---------------------------------------------------------
 expect_fail grant-refused-names-import "imports env._debug, which needs the capability 'debug': not granted.*\(EACCES\)" \
@@ -313,6 +315,7 @@ fi
 $B xdp $K --prog xdp_wasm_call --packet udp:10.0.0.1:1000-10.0.0.2:2000 --repeat 1 > /dev/null
 (sleep 1; for i in 1 2 3 4 5 6 7 8 9 10; do $W call seen add 1 2 > /dev/null; done) &
 expect_ok top-shows-module "^seen +interp +1 +[0-9]+ +[0-9]+ " $W top -n 1 -d 2 -b
+echo "$OUT" | sed 's/^/VMTEST INFO top: /'
 wait
 expect_ok top-header "^MODULE +TIER +VER +CALLS/S +BPF/S" $W top -n 1 -d 0.2 -b
 # Tracepoints: load, unload, traps and fuel exhaustion, from user space and from eBPF.

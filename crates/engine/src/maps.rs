@@ -63,20 +63,36 @@ impl MapRef {
     }
 }
 
-/// The map `index` and the guest's memory, or the error to return.
-fn map_and_memory<'a>(
+/// What a map call works on: the map, the guest's memory and the key copied out of it.
+struct Call<'a, 'k> {
+    map: MapRef,
+    memory: &'a mut [u8],
+    key: &'k [u8],
+}
+
+/// The map `index` with the key at `ptr`, or the errno to return (`Ok(Err)`), or a trap for a
+/// key outside linear memory.
+fn call<'a, 'k>(
     caller: &'a mut Caller<'_, InstanceData>,
     index: i32,
-) -> Result<(MapRef, &'a mut [u8]), i32> {
-    let map = *caller
-        .data()
-        .maps
-        .get(index as u32 as usize)
-        .ok_or(-EBADF)?;
-    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
-        return Err(-EINVAL);
+    ptr: i32,
+    len: i32,
+    buf: &'k mut [u8; MAX_KEY],
+) -> Result<Result<Call<'a, 'k>, i32>, wasmi::Error> {
+    let Some(map) = caller.data().maps.get(index as u32 as usize).copied() else {
+        return Ok(Err(-EBADF));
     };
-    Ok((map, memory.data_mut(caller)))
+    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
+        return Ok(Err(-EINVAL));
+    };
+    let memory = memory.data_mut(caller);
+    let r = match range(ptr, len, map.key_size) {
+        Ok(r) => r,
+        Err(e) => return Ok(Err(e)),
+    };
+    let key = &mut buf[..map.key_size as usize];
+    key.copy_from_slice(memory.get(r).ok_or_else(oob)?);
+    Ok(Ok(Call { map, memory, key }))
 }
 
 /// The guest range `ptr..ptr+len`, which must be `want` bytes long.
@@ -92,23 +108,6 @@ fn oob() -> wasmi::Error {
     wasmi::Error::from(wasmi::TrapCode::MemoryOutOfBounds)
 }
 
-/// Copies the key at `ptr` out of guest memory.
-fn key<'k>(
-    memory: &[u8],
-    ptr: i32,
-    len: i32,
-    map: &MapRef,
-    buf: &'k mut [u8; MAX_KEY],
-) -> Result<Result<&'k [u8], i32>, wasmi::Error> {
-    let r = match range(ptr, len, map.key_size) {
-        Ok(r) => r,
-        Err(e) => return Ok(Err(e)),
-    };
-    let k = &mut buf[..map.key_size as usize];
-    k.copy_from_slice(memory.get(r).ok_or_else(oob)?);
-    Ok(Ok(k))
-}
-
 /// Defines `bpf.map_lookup`, `bpf.map_update` and `bpf.map_delete` in `linker`.
 pub(crate) fn define<H: Host>(linker: &mut Linker<InstanceData>) -> Result<(), wasmi::Error> {
     linker.func_wrap(
@@ -121,20 +120,18 @@ pub(crate) fn define<H: Host>(linker: &mut Linker<InstanceData>) -> Result<(), w
          v: i32,
          v_len: i32|
          -> Result<i32, wasmi::Error> {
-            let (map, memory) = match map_and_memory(&mut caller, map) {
-                Ok(m) => m,
-                Err(e) => return Ok(e),
-            };
             let mut buf = [0u8; MAX_KEY];
-            let key = match key(memory, k, k_len, &map, &mut buf)? {
-                Ok(k) => k,
+            let c = match call(&mut caller, map, k, k_len, &mut buf)? {
+                Ok(c) => c,
                 Err(e) => return Ok(e),
             };
-            let value = match range(v, v_len, map.value_size) {
-                Ok(r) => memory.get_mut(r).ok_or_else(oob)?,
-                Err(e) => return Ok(e),
-            };
-            Ok(H::map_lookup(map.handle, key, value))
+            match range(v, v_len, c.map.value_size) {
+                Ok(r) => {
+                    let value = c.memory.get_mut(r).ok_or_else(oob)?;
+                    Ok(H::map_lookup(c.map.handle, c.key, value))
+                }
+                Err(e) => Ok(e),
+            }
         },
     )?;
     linker.func_wrap(
@@ -148,23 +145,19 @@ pub(crate) fn define<H: Host>(linker: &mut Linker<InstanceData>) -> Result<(), w
          v_len: i32,
          flags: i64|
          -> Result<i32, wasmi::Error> {
-            let (map, memory) = match map_and_memory(&mut caller, map) {
-                Ok(m) => m,
-                Err(e) => return Ok(e),
-            };
             let mut buf = [0u8; MAX_KEY];
-            let key = match key(memory, k, k_len, &map, &mut buf)? {
-                Ok(k) => k,
+            let c = match call(&mut caller, map, k, k_len, &mut buf)? {
+                Ok(c) => c,
                 Err(e) => return Ok(e),
             };
-            let value = match range(v, v_len, map.value_size) {
-                Ok(r) => memory.get(r).ok_or_else(oob)?,
+            let value = match range(v, v_len, c.map.value_size) {
+                Ok(r) => c.memory.get(r).ok_or_else(oob)?,
                 Err(e) => return Ok(e),
             };
             if !(0..=2).contains(&flags) {
                 return Ok(-EINVAL);
             }
-            Ok(H::map_update(map.handle, key, value, flags as u64))
+            Ok(H::map_update(c.map.handle, c.key, value, flags as u64))
         },
     )?;
     linker.func_wrap(
@@ -175,15 +168,11 @@ pub(crate) fn define<H: Host>(linker: &mut Linker<InstanceData>) -> Result<(), w
          k: i32,
          k_len: i32|
          -> Result<i32, wasmi::Error> {
-            let (map, memory) = match map_and_memory(&mut caller, map) {
-                Ok(m) => m,
-                Err(e) => return Ok(e),
-            };
             let mut buf = [0u8; MAX_KEY];
-            match key(memory, k, k_len, &map, &mut buf)? {
-                Ok(key) => Ok(H::map_delete(map.handle, key)),
-                Err(e) => Ok(e),
-            }
+            Ok(match call(&mut caller, map, k, k_len, &mut buf)? {
+                Ok(c) => H::map_delete(c.map.handle, c.key),
+                Err(e) => e,
+            })
         },
     )?;
     Ok(())

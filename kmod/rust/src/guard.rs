@@ -17,8 +17,9 @@
 //!   at its end: a request abandoned inside keeps its blocks (the instance may own some) and
 //!   the instance stays taken, so it is never used again; both are freed with the module at
 //!   unload;
-//! - the registry mutex, if the request held it, is released, and a module it used through
-//!   [`holding`] is dropped.
+//! - the registry mutex, if the request held it, is released, a module it used through
+//!   [`holding`] is dropped, and the BPF map references it took and still held
+//!   ([`track_map`]) are given back.
 //!
 //! Outside a guard (module init and exit, eBPF calls), a panic still ends in `BUG()`.
 
@@ -31,6 +32,7 @@ use core::cell::Cell;
 use core::fmt::Write;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use wasm_engine::maps::MAX_MAPS;
 
 /// Most requests under a guard at once; more get `EBUSY`.
 pub const MAX_GUARDS: usize = 64;
@@ -56,6 +58,8 @@ struct Guard {
     abandon: Cell<Option<AbandonPoint>>,
     shared: Cell<usize>,
     registry_held: Cell<bool>,
+    /// BPF map references the request holds (their handles), given back if it is abandoned.
+    maps: [Cell<u64>; MAX_MAPS],
 }
 
 /// Why a guarded request did not complete.
@@ -101,6 +105,22 @@ pub fn commit() {
     if let Some(g) = current() {
         // SAFETY: the current task owns the guard and its list.
         unsafe { Header::detach_all((&raw const g.head).cast_mut()) };
+        g.maps.iter().for_each(|m| m.set(0));
+    }
+}
+
+/// Notes that the current request took a reference on the BPF map `handle`: if the request
+/// is abandoned before it [`commit`]s, the reference is given back.
+pub fn track_map(handle: u64) {
+    if let Some(slot) = current().and_then(|g| g.maps.iter().find(|m| m.get() == 0)) {
+        slot.set(handle);
+    }
+}
+
+/// Notes that the reference on `handle` was given back (or handed to shared state).
+pub fn untrack_map(handle: u64) {
+    if let Some(slot) = current().and_then(|g| g.maps.iter().find(|m| m.get() == handle)) {
+        slot.set(0);
     }
 }
 
@@ -182,6 +202,7 @@ pub fn run<R>(f: impl FnOnce() -> R) -> Result<(R, usize), Failure> {
         abandon: Cell::new(None),
         shared: Cell::new(0),
         registry_held: Cell::new(false),
+        maps: [const { Cell::new(0) }; MAX_MAPS],
     };
     let head = (&raw const guard.head).cast_mut();
     // SAFETY: `guard` stays at this address until this function returns, after `unregister`.
@@ -228,6 +249,11 @@ fn recover(guard: &Guard) {
         }
     }
     drop(guard.held.take());
+    for m in guard.maps.iter().map(Cell::get).filter(|m| *m != 0) {
+        // SAFETY: the request took this reference and neither gave it back nor handed it to
+        // shared state (either untracks it), and its code will never run again.
+        unsafe { ffi::map_put(m) };
+    }
     ABANDONED.fetch_add(1, Ordering::Relaxed);
     FREED.fetch_add(freed, Ordering::Relaxed);
     let mut line = FixedLine::new();

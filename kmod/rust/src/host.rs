@@ -69,7 +69,7 @@ impl Host for KernelHost {
     fn map_release(map: u64) {
         // SAFETY: the engine releases each of its module's maps once, when the module is
         // freed; the reference came from `ffi::map_get`.
-        unsafe { ffi::map_put(map) }
+        unsafe { crate::maps::release(map) }
     }
 }
 

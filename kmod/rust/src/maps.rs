@@ -1,13 +1,26 @@
 //! The BPF maps of a load request: references taken from the requester's file descriptors,
-//! given back unless the load succeeds (the module then owns them).
+//! given back unless the load succeeds (the module then owns them). Until the request
+//! commits, its guard knows them too, so that an abandoned request gives them back.
 
 use crate::ffi;
+use crate::guard;
 use crate::host::try_format;
 use alloc::vec::Vec;
 use core::cell::Cell;
 use wasm_engine::maps::{MapRef, MAX_MAPS};
 use wasm_engine::Error;
 use wasm_proto::errno;
+
+/// Gives back a reference on a map, and tells the request's guard.
+///
+/// # Safety
+///
+/// `handle` holds a reference from [`ffi::map_get`] that is given back only here.
+pub unsafe fn release(handle: u64) {
+    guard::untrack_map(handle);
+    // SAFETY: guaranteed by the caller.
+    unsafe { ffi::map_put(handle) };
+}
 
 /// References on the maps of one load request.
 ///
@@ -43,6 +56,7 @@ impl MapRefs {
         for (i, fd) in fds.iter().enumerate() {
             let why = match ffi::map_get(*fd) {
                 Ok(m) => {
+                    guard::track_map(m.handle);
                     refs.refs.push(m);
                     continue;
                 }
@@ -79,7 +93,7 @@ impl Drop for MapRefs {
         }
         for m in &self.refs {
             // SAFETY: by the invariant, each entry still holds its reference.
-            unsafe { ffi::map_put(m.handle) };
+            unsafe { release(m.handle) };
         }
     }
 }

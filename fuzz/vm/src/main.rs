@@ -75,13 +75,24 @@ fn request(rng: &mut Rng, guest: &[u8]) -> Vec<u8> {
             limits,
             args: vec!["x"; rng.below(3)],
             env: vec!["A=1"; rng.below(3)],
-            // Replaces of loaded and missing modules, capabilities and bad signatures too.
-            replace: rng.below(3) == 0,
-            allow: [None, Some(vec!["debug"]), Some(vec!["wasi:clocks", "nope"])][rng.below(3)]
-                .clone(),
-            signature: [None, Some(&[7u8; 64][..]), Some(&[1u8; 3][..])][rng.below(3)],
-            // Descriptors that are no maps (stdin) or not open.
-            maps: [vec![], vec![0], vec![1000]][rng.below(3)].clone(),
+            // Now and then a replace (of loaded and missing modules), capabilities, a bad
+            // signature or descriptors that are no maps: most loads still reach the engine.
+            replace: rng.below(4) == 0,
+            allow: match rng.below(8) {
+                0 => Some(vec!["debug"]),
+                1 => Some(vec!["wasi:clocks", "nope"]),
+                _ => None,
+            },
+            signature: match rng.below(16) {
+                0 => Some(&[7u8; 64][..]),
+                1 => Some(&[1u8; 3][..]),
+                _ => None,
+            },
+            maps: match rng.below(16) {
+                0 => vec![0],
+                1 => vec![1000],
+                _ => vec![],
+            },
         },
     };
     encode(&req).expect("requests encode")

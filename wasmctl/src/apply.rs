@@ -540,4 +540,30 @@ mod tests {
         let actions = plan(&[all], &now, 4, &["all".to_string()]).unwrap();
         assert!(matches!(&actions[0], Action::Reload(_, d) if d == &["reload asked for"]));
     }
+
+    #[test]
+    fn grants_and_signatures_come_from_the_file() {
+        let dir = tmp("grants");
+        std::fs::write(dir.join("m.wasm.sig"), [3u8; 64]).unwrap();
+        let d = desired(&dir, "g", "path = \"m.wasm\"\nallow = [\"debug\"]\n");
+        assert_eq!(d.grants, ["debug"]);
+        assert_eq!(d.signature.as_deref(), Some(&[3u8; 64][..]));
+        let defaults = wasm_engine::resolve_limits(&Limits::default()).unwrap();
+        let now = [loaded(&d, defaults, 2)];
+        let actions = plan(&[d], &now, 2, &[]).unwrap();
+        assert!(
+            matches!(&actions[0], Action::Reload(_, diff) if diff[0].starts_with("grants debug,env,") && diff[0].ends_with(" → debug")),
+            "{actions:?}"
+        );
+        std::fs::write(
+            dir.join("bad.toml"),
+            "path = \"m.wasm\"\nallow = [\"net\"]\n",
+        )
+        .unwrap();
+        let e = read_file(&dir.join("bad.toml")).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("unknown capability 'net'"),
+            "{e:#}"
+        );
+    }
 }

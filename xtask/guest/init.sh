@@ -7,8 +7,11 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
 echo "VM: kernel $(uname -r), $(nproc) cpus"
 # The debug kernel: what kmemleak suspects from boot (early ACPI caches) is not the
-# scenario's: scan and clear it first, so that only what the scenario leaves is reported.
+# scenario's: report it (an object is reported on the second scan that finds it unchanged)
+# and clear it first, so that only what the scenario leaves is reported.
 if mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null && [ -e /sys/kernel/debug/kmemleak ]; then
+	echo scan > /sys/kernel/debug/kmemleak
+	sleep 1
 	echo scan > /sys/kernel/debug/kmemleak
 	echo clear > /sys/kernel/debug/kmemleak
 fi

@@ -172,7 +172,7 @@ expect_ok bpf-trap "ret=-14" $B call $K --module probe --function boom
 expect_ok bpf-endless-out-of-fuel "ret=-62" $B call $K --module probe --function spin
 expect_ok bpf-deep-recursion-traps "ret=-14" $B call $K --module probe --function recurse 100000
 expect_ok bpf-still-callable "ret=1 results=7$" $B call $K --module probe --function add 3 4
-if $W list | grep -A40 '^probe ' | grep -q -E 'traps [1-9]'; then ok bpf-traps-counted; else ko bpf-traps-counted "$($W list)"; fi
+if $W list | awk '/^[^ ]/ { p = ($1 == "probe") } p' | grep -q -E 'traps [1-9]'; then ok bpf-traps-counted; else ko bpf-traps-counted "$($W list)"; fi
 handle=$($B call $K --module probe --function inc 1 | sed -n 's/^handle=\([0-9]*\) .*/\1/p')
 expect_ok bpf-handle-reuse "ret=1 results=6$" $B call $K --module x --function y --handle "$handle" 5
 $W unload probe > /dev/null
@@ -475,7 +475,7 @@ expect_fail native-trap-out-of-bounds "trapped: out of bounds memory access \(EF
 expect_ok native-in-bounds-read "^-?[0-9]+$" $W call probe-native peek 1024
 expect_fail native-deep-recursion-traps "call stack exhausted" $W call probe-native recurse 100000
 expect_ok native-recursion-300 "^300$" $W call probe-native recurse 300
-if $W list | grep -A40 '^probe-native ' | grep -q -E 'traps [1-9]'; then ok native-traps-counted; else ko native-traps-counted "$($W list)"; fi
+if $W list | awk '/^[^ ]/ { p = ($1 == "probe-native") } p' | grep -q -E 'traps [1-9]'; then ok native-traps-counted; else ko native-traps-counted "$($W list)"; fi
 $W load $G/hello_world_rust.wasm --name forever-native > /dev/null
 expect_fail native-registration-name-taken "File exists" insmod $N/forever_native.ko
 $W unload forever-native > /dev/null

@@ -75,9 +75,7 @@ fn value_json(v: &Value) -> Json {
 }
 
 /// Lower-case hexadecimal, as `sha256sum` prints digests.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use wasm_engine::hex;
 
 fn sig_text(s: &FuncSig) -> String {
     let p: Vec<String> = s.params.iter().map(ToString::to_string).collect();

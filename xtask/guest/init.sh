@@ -8,8 +8,10 @@ mount -t tmpfs tmpfs /tmp
 echo "VM: kernel $(uname -r), $(nproc) cpus"
 # The debug kernel: what kmemleak suspects from boot (early ACPI caches) is not the
 # scenario's: report it (an object is reported on the second scan that finds it unchanged)
-# and clear it first, so that only what the scenario leaves is reported.
+# and clear it first, so that only what the scenario leaves is reported. kmemleak reports
+# nothing younger than 5 s: wait that long first.
 if mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null && [ -e /sys/kernel/debug/kmemleak ]; then
+	sleep 6
 	echo scan > /sys/kernel/debug/kmemleak
 	sleep 1
 	echo scan > /sys/kernel/debug/kmemleak

@@ -448,7 +448,13 @@ fn vm_test(
             let mut outcomes = Vec::new();
             for (name, initrd, log) in boots {
                 eprintln!("xtask: booting {release} under QEMU ({name})");
-                let console = vm::boot(&image, &initrd, timeout)?;
+                let console = match vm::boot(&image, &initrd, timeout) {
+                    Ok(console) => console,
+                    Err(e) => {
+                        std::fs::write(&log, format!("{e:#}"))?;
+                        return Err(e.context(format!("{release} ({name}): {}", log.display())));
+                    }
+                };
                 std::fs::write(&log, &console)?;
                 for line in console.lines().filter(|l| l.starts_with("VMTEST")) {
                     println!("[{release} {name}] {line}");

@@ -1,7 +1,8 @@
 //! The whole compilation: Wasm in, a kernel module (`.ko`) out.
 //!
 //! 1. [`crate::fuel::instrument`] validates the module and inserts fuel metering;
-//! 2. wabt's `wasm2c` translates the result to C (`m.c`, `m.h`);
+//! 2. wabt's `wasm2c` translates the result to C (`m.c`, `m.h`), and
+//!    [`crate::wasm2c::adapt`] rewrites what costs the kernel's code its speed;
 //! 3. [`crate::glue::generate`] writes `native.c` around it;
 //! 4. Kbuild builds the module against the given kernel tree, with the kernel runtime of
 //!    [`RUNTIME`] and the symbol versions of wasm.ko (its `Module.symvers`);
@@ -10,7 +11,7 @@
 //! Everything happens in a build directory of the caller's choosing, which keeps the
 //! generated sources for inspection.
 
-use crate::{fuel, glue};
+use crate::{fuel, glue, wasm2c};
 use std::fmt;
 use std::fs;
 use std::io;
@@ -86,6 +87,8 @@ pub enum Error {
     Fuel(fuel::Error),
     /// `native.c` cannot be generated.
     Glue(glue::Error),
+    /// wasm2c's output is not what [`wasm2c::adapt`] rewrites.
+    Wasm2c(wasm2c::Error),
     /// A tool failed: what ran, and its output.
     Tool(String, String),
     /// Reading or writing a file failed.
@@ -98,6 +101,7 @@ impl fmt::Display for Error {
             Error::BadName(why) => f.write_str(why),
             Error::Fuel(e) => e.fmt(f),
             Error::Glue(e) => e.fmt(f),
+            Error::Wasm2c(e) => e.fmt(f),
             Error::Tool(what, output) => write!(f, "{what} failed:\n{output}"),
             Error::Io(path, e) => write!(f, "{}: {e}", path.display()),
         }
@@ -179,6 +183,10 @@ pub fn compile(opts: &Options) -> Result<Compiled, Error> {
             .arg(dir.join("m.c")),
         "wasm2c",
     )?;
+    let source_path = dir.join("m.c");
+    let source = fs::read_to_string(&source_path).map_err(|e| Error::Io(source_path.clone(), e))?;
+    let source = wasm2c::adapt(&source).map_err(Error::Wasm2c)?;
+    write(&source_path, source.as_bytes())?;
     let header_path = dir.join("m.h");
     let header = fs::read_to_string(&header_path).map_err(|e| Error::Io(header_path.clone(), e))?;
     let glue = glue::generate(&instrumented, &header, &opts.name, opts.wasm.len() as u64)

@@ -3,9 +3,11 @@
 //! A native module is a Wasm module translated to C and built into a kernel module that
 //! registers itself with wasm.ko (the contract is `kmod/wasm_native.h`). The steps:
 //! [`fuel::instrument`] makes the module meter its own execution, wabt's `wasm2c` translates
-//! it, [`glue::generate`] writes the C that joins the translation to wasm.ko, and
+//! it, [`wasm2c::adapt`] rewrites what would make the translation slow in the kernel,
+//! [`glue::generate`] writes the C that joins the translation to wasm.ko, and
 //! [`compile::compile`] runs them all and Kbuild.
 
 pub mod compile;
 pub mod fuel;
 pub mod glue;
+pub mod wasm2c;

@@ -1,0 +1,65 @@
+//! The rewrites of wasm2c's output, against what wabt's wasm2c (1.0.32, from
+//! scripts/install-deps.sh) really writes.
+
+use std::path::PathBuf;
+use std::process::Command;
+use wasm_aot::{fuel, glue, wasm2c};
+
+/// Instruments `wat` and returns wasm2c's `m.c` for it.
+fn translate(wat: &str, name: &str) -> String {
+    let wasm = wat::parse_str(wat).unwrap();
+    let instrumented = fuel::instrument(&wasm).unwrap();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("wasm2c-{name}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("m.wasm"), &instrumented).unwrap();
+    let status = Command::new("wasm2c")
+        .arg(dir.join("m.wasm"))
+        .args(["-n", glue::PREFIX, "-o"])
+        .arg(dir.join("m.c"))
+        .status()
+        .expect("wasm2c (package wabt) must be installed: scripts/install-deps.sh");
+    assert!(status.success());
+    std::fs::read_to_string(dir.join("m.c")).unwrap()
+}
+
+#[test]
+fn functions_get_a_restrict_instance_the_heads_fuel_and_plain_loads() {
+    let source = translate(
+        r#"(module
+            (memory 1)
+            (func (export "sum") (param i32) (result i32) (local i32)
+              (loop $l
+                (local.set 1 (i32.add (local.get 1) (i32.load (local.get 0))))
+                (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 4)))))
+              (local.get 1)))"#,
+        "sum",
+    );
+    assert!(source.contains("(*instance->Z_wasm_nativeZ_fuel)"));
+    assert!(source.contains(r#"wasm_asm("" ::"r"(result));"#));
+    let adapted = wasm2c::adapt(&source).unwrap();
+    assert!(!adapted.contains("(*instance->Z_wasm_nativeZ_fuel)"));
+    assert!(!adapted.contains("wasm_asm(\"\" ::\"r\""));
+    assert!(!adapted.contains("(Z_m_instance_t* instance"));
+    assert!(adapted.contains("u32 w2c_sum(Z_m_instance_t* restrict instance, u32 w2c_p0)"));
+    // Charged at the entry and at the loop header.
+    assert_eq!(
+        adapted
+            .matches("WASM_NATIVE_HEAD(instance)->fuel = w2c_j0;")
+            .count(),
+        2
+    );
+    // The instantiation still points the imported global at the head's counter.
+    assert!(adapted.contains("instance->Z_wasm_nativeZ_fuel"));
+}
+
+#[test]
+fn output_of_another_shape_is_reported() {
+    let source = translate(
+        r#"(module (memory 1) (func (export "f") (result i32) (i32.load (i32.const 0))))"#,
+        "shape",
+    );
+    let other = source.replace("wasm_asm(\"\" ::\"r\"(result));", "FORCE_READ_INT(result);");
+    let err = wasm2c::adapt(&other).unwrap_err();
+    assert!(err.to_string().contains("wasm_asm"), "{err}");
+    assert!(err.to_string().contains("wabt 1.0.32"), "{err}");
+}

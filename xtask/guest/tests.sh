@@ -93,6 +93,9 @@ if $W list | grep -q -E 'traps 1 '; then ok endless-counted-as-trap; else ko end
 expect_fail trap-unreachable "trapped.*unreachable.*\(EFAULT\)" $W call probe boom
 expect_fail trap-out-of-bounds "trapped: out of bounds memory access \(EFAULT\)" $W call probe peek 2147483647
 expect_ok in-bounds-read "^-?[0-9]+$" $W call probe peek 1024
+mem=$($W stats --prometheus | awk '/^wasm_instance_memory_bytes\{module="probe",cpu="0"\}/ { print $2 }')
+expect_ok last-word-in-bounds "^-?[0-9]+$" $W call probe peek $((mem - 4))
+expect_fail one-past-the-end-traps "out of bounds memory access" $W call probe peek $((mem - 3))
 expect_fail deep-recursion-traps "call stack exhausted" $W call probe recurse 100000
 expect_ok recursion-5000 "^5000$" $W call probe recurse 5000
 expect_ok forever-load "loaded forever" $W load $G/probe.wasm --name forever --entrypoint "" --fuel 1000000000000000
@@ -473,6 +476,10 @@ expect_ok native-responsive-after-endless "^2$" $W call probe-native add 1 1
 expect_fail native-trap-unreachable "trapped.*unreachable.*\(EFAULT\)" $W call probe-native boom
 expect_fail native-trap-out-of-bounds "trapped: out of bounds memory access \(EFAULT\)" $W call probe-native peek 2147483647
 expect_ok native-in-bounds-read "^-?[0-9]+$" $W call probe-native peek 1024
+# The last four bytes of linear memory are in bounds; one byte further is not.
+mem=$($W stats --prometheus | awk '/^wasm_instance_memory_bytes\{module="probe-native",cpu="0"\}/ { print $2 }')
+expect_ok native-last-word-in-bounds "^-?[0-9]+$" $W call probe-native peek $((mem - 4))
+expect_fail native-one-past-the-end-traps "out of bounds memory access" $W call probe-native peek $((mem - 3))
 expect_fail native-deep-recursion-traps "call stack exhausted" $W call probe-native recurse 100000
 expect_ok native-recursion-300 "^300$" $W call probe-native recurse 300
 if $W list | awk '/^[^ ]/ { p = ($1 == "probe-native") } p' | grep -q -E 'traps [1-9]'; then ok native-traps-counted; else ko native-traps-counted "$($W list)"; fi

@@ -6,12 +6,20 @@
 //! - the mutable `i64` global [`FUEL_GLOBAL`]: the fuel left in the current slice;
 //! - the function [`REFUEL_FUNC`] (`() -> ()`), called when that counter drops below zero.
 //!
-//! Every function entry and every loop header subtracts the cost of the code that follows it
-//! (its operators up to the next such point, at least 1) and calls `refuel` if the counter went
-//! negative. Every backward branch targets a loop header and every call enters a function, so
-//! no execution runs unmetered for longer than one function body: a guest in an endless loop
-//! or an endless recursion reaches `refuel` again and again, where the host reschedules, checks
-//! for fatal signals and either refills the counter for another slice or traps.
+//! Every loop header, and the entry of every function that can be entered again before it
+//! returns, subtracts the cost of the code that follows it (its operators up to the next loop
+//! header, at least 1) and calls `refuel` if the counter went negative. Every backward branch
+//! targets a loop header, so an endless loop reaches `refuel` again and again; so does an
+//! endless recursion, which needs a cycle of calls: the entries metered are those of functions
+//! on a cycle of the call graph, of functions that may be called through a table (`call_indirect`
+//! may close a cycle the graph does not show) and of those the host calls (exports, the start
+//! function). There the host reschedules, checks for fatal signals and either refills the
+//! counter for another slice or traps.
+//!
+//! Any other function is entered only by direct calls and runs a bounded time before it
+//! reaches a loop header, a call or its end, so its entry is charged at each call site
+//! instead, with the region containing the call: no check at its entry, and a leaf function
+//! stays a leaf (no call to `refuel` in its body, so no frame to set up for one).
 //!
 //! The instrumentation is stack-neutral and uses no local of the function, so every operator
 //! of the original module keeps its meaning; only function and global indices shift (the
@@ -93,13 +101,94 @@ struct Counts {
     imported_funcs: u32,
     /// Globals imported (the fuel global is imported after them).
     imported_globals: u32,
+    /// Per defined function, whether its entry is metered.
+    metered: Vec<bool>,
+    /// Per defined function, the cost of its entry region, with the entry regions of the
+    /// unmetered functions it calls there: what a call site charges for it if unmetered.
+    entry_cost: Vec<u32>,
+}
+
+/// A defined function as the call-graph analysis sees it.
+#[derive(Debug, Default)]
+struct Body {
+    /// Operators up to and including the first loop header.
+    entry_ops: u32,
+    /// Functions called directly before the first loop header.
+    entry_calls: Vec<u32>,
+    /// Functions called directly anywhere.
+    calls: Vec<u32>,
+}
+
+/// Functions `ops` names with `ref.func`: they may be called through a table.
+fn referenced(ops: wasmparser::OperatorsReader<'_>, into: &mut Vec<u32>) -> Result<(), Error> {
+    for op in ops {
+        if let Operator::RefFunc { function_index } = op? {
+            into.push(function_index);
+        }
+    }
+    Ok(())
 }
 
 impl Counts {
     fn of(wasm: &[u8]) -> Result<Self, Error> {
         let mut counts = Counts::default();
+        let mut bodies = Vec::new();
+        // Entered from outside or possibly through a table.
+        let mut entered = Vec::new();
         for payload in Parser::new(0).parse_all(wasm) {
             match payload? {
+                Payload::ExportSection(exports) => {
+                    for export in exports {
+                        let export = export?;
+                        if export.kind == wasmparser::ExternalKind::Func {
+                            entered.push(export.index);
+                        }
+                    }
+                }
+                Payload::StartSection { func, .. } => entered.push(func),
+                Payload::GlobalSection(globals) => {
+                    for global in globals {
+                        referenced(global?.init_expr.get_operators_reader(), &mut entered)?;
+                    }
+                }
+                Payload::ElementSection(elements) => {
+                    for element in elements {
+                        match element?.items {
+                            wasmparser::ElementItems::Functions(funcs) => {
+                                for func in funcs {
+                                    entered.push(func?);
+                                }
+                            }
+                            wasmparser::ElementItems::Expressions(_, exprs) => {
+                                for expr in exprs {
+                                    referenced(expr?.get_operators_reader(), &mut entered)?;
+                                }
+                            }
+                        }
+                    }
+                }
+                Payload::CodeSectionEntry(body) => {
+                    let mut b = Body::default();
+                    let mut in_entry = true;
+                    for op in body.get_operators_reader()? {
+                        let op = op?;
+                        if in_entry {
+                            b.entry_ops = b.entry_ops.saturating_add(1);
+                        }
+                        match op {
+                            Operator::Loop { .. } => in_entry = false,
+                            Operator::Call { function_index } => {
+                                b.calls.push(function_index);
+                                if in_entry {
+                                    b.entry_calls.push(function_index);
+                                }
+                            }
+                            Operator::RefFunc { function_index } => entered.push(function_index),
+                            _ => {}
+                        }
+                    }
+                    bodies.push(b);
+                }
                 Payload::TypeSection(types) => {
                     for group in types {
                         let n = group?.types().len();
@@ -122,8 +211,101 @@ impl Counts {
                 _ => {}
             }
         }
+        counts.plan(&bodies, &entered);
         Ok(counts)
     }
+
+    /// Decides which entries are metered and what the others cost their callers.
+    fn plan(&mut self, bodies: &[Body], entered: &[u32]) {
+        let imported = self.imported_funcs;
+        let defined = |f: u32| f.checked_sub(imported).map(|d| d as usize);
+        let graph: Vec<Vec<usize>> = bodies
+            .iter()
+            .map(|b| b.calls.iter().filter_map(|&f| defined(f)).collect())
+            .collect();
+        let components = strongly_connected(&graph);
+        self.metered = vec![false; bodies.len()];
+        for component in &components {
+            let cyclic = component.len() > 1 || graph[component[0]].contains(&component[0]);
+            for &d in component {
+                self.metered[d] = cyclic;
+            }
+        }
+        for d in entered.iter().filter_map(|&f| defined(f)) {
+            if let Some(m) = self.metered.get_mut(d) {
+                *m = true;
+            }
+        }
+        // Components come callees first, so every unmetered callee's cost is known in time.
+        self.entry_cost = vec![0; bodies.len()];
+        for &d in components.iter().flatten() {
+            let callees: u32 = bodies[d]
+                .entry_calls
+                .iter()
+                .filter_map(|&f| defined(f))
+                .filter(|&c| !self.metered[c])
+                .fold(0, |sum, c| sum.saturating_add(self.entry_cost[c]));
+            self.entry_cost[d] = bodies[d].entry_ops.saturating_add(callees);
+        }
+    }
+
+    /// What a call of `func` (an index of the original module) adds to its region's cost.
+    fn call_cost(&self, func: u32) -> u32 {
+        func.checked_sub(self.imported_funcs)
+            .map(|d| d as usize)
+            .filter(|&d| !self.metered[d])
+            .map_or(0, |d| self.entry_cost[d])
+    }
+}
+
+/// The strongly connected components of `graph` (Tarjan's algorithm, without recursion), in
+/// reverse topological order: a component comes after every component it has edges to.
+fn strongly_connected(graph: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    const UNSEEN: usize = usize::MAX;
+    let n = graph.len();
+    let (mut index, mut low, mut on_stack) = (vec![UNSEEN; n], vec![0; n], vec![false; n]);
+    let (mut stack, mut components, mut next) = (Vec::new(), Vec::new(), 0);
+    for root in 0..n {
+        if index[root] != UNSEEN {
+            continue;
+        }
+        // (node, next edge to follow)
+        let mut work = vec![(root, 0)];
+        while let Some(&mut (v, ref mut edge)) = work.last_mut() {
+            if *edge == 0 {
+                index[v] = next;
+                low[v] = next;
+                next += 1;
+                stack.push(v);
+                on_stack[v] = true;
+            }
+            if let Some(&w) = graph[v].get(*edge) {
+                *edge += 1;
+                if index[w] == UNSEEN {
+                    work.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if low[v] == index[v] {
+                let mut component = Vec::new();
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    component.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                components.push(component);
+            }
+        }
+    }
+    components
 }
 
 /// Validates `wasm` with the native tier's [`features`] and returns it with fuel metering
@@ -140,6 +322,7 @@ pub fn instrument(wasm: &[u8]) -> Result<Vec<u8>, Error> {
         counts,
         types_done: false,
         imports_done: false,
+        bodies_done: 0,
     };
     let mut module = Module::new();
     meter.parse_core_module(&mut module, Parser::new(0), wasm)?;
@@ -158,6 +341,8 @@ struct Meter {
     types_done: bool,
     /// The two imports have been added.
     imports_done: bool,
+    /// Function bodies re-encoded so far.
+    bodies_done: usize,
 }
 
 impl Meter {
@@ -215,13 +400,23 @@ impl Meter {
     }
 }
 
-/// Cost of the region starting at `ops[start]`: its operators up to the next loop header.
-fn region_cost(ops: &[Operator<'_>], start: usize) -> u32 {
-    let n = ops[start..]
-        .iter()
-        .position(|op| matches!(op, Operator::Loop { .. }))
-        .map_or(ops.len() - start, |i| i + 1);
-    u32::try_from(n).unwrap_or(u32::MAX)
+impl Meter {
+    /// Cost of the region starting at `ops[start]`: its operators up to the next loop header,
+    /// and the entries of the unmetered functions it calls.
+    fn region_cost(&self, ops: &[Operator<'_>], start: usize) -> u32 {
+        let mut cost: u32 = 0;
+        for op in &ops[start..] {
+            cost = cost.saturating_add(1);
+            match op {
+                Operator::Loop { .. } => break,
+                Operator::Call { function_index } => {
+                    cost = cost.saturating_add(self.counts.call_cost(*function_index));
+                }
+                _ => {}
+            }
+        }
+        cost
+    }
 }
 
 impl Reencode for Meter {
@@ -297,12 +492,16 @@ impl Reencode for Meter {
         while !reader.eof() {
             ops.push(reader.read()?);
         }
-        self.charge(&mut f, region_cost(&ops, 0));
+        let body = self.bodies_done;
+        self.bodies_done += 1;
+        if self.counts.metered[body] {
+            self.charge(&mut f, self.region_cost(&ops, 0));
+        }
         for (i, op) in ops.iter().enumerate() {
             let is_loop = matches!(op, Operator::Loop { .. });
             f.instruction(&self.instruction(op.clone())?);
             if is_loop {
-                self.charge(&mut f, region_cost(&ops, i + 1));
+                self.charge(&mut f, self.region_cost(&ops, i + 1));
             }
         }
         code.function(&f);

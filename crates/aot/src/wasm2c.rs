@@ -1,6 +1,6 @@
 //! What the build changes in wasm2c's output (`m.c`), and why.
 //!
-//! wabt 1.0.32's `wasm2c` writes C for user space with guard pages; three of its habits cost
+//! wabt 1.0.32's `wasm2c` writes C for user space with guard pages; four of its habits cost
 //! the kernel's bounds-checked code most of its speed, and [`adapt`] rewrites them:
 //!
 //! 1. **Every function's instance is `restrict`.** Linear memory is a separate allocation that
@@ -17,6 +17,11 @@
 //!    `asm("" :: "r"(result))`, so that a load whose value is unused still happens and faults
 //!    on a guard page; here every access is checked before it happens, so the statement only
 //!    costs moves (an `f64` load went through an integer register).
+//! 4. **The bounds check compares the address with the size less the access's length**, in
+//!    signed 64-bit arithmetic, instead of the address plus the length with the size: the
+//!    same test (addresses, lengths and sizes are all below 2^34, so nothing wraps), but
+//!    `size - len` is one value per access width that the compiler keeps in a register, where
+//!    `address + len` had to be computed at every access.
 //!
 //! Each rewrite must find what it rewrites, so a wasm2c whose output differs is reported
 //! rather than silently left slow.
@@ -56,6 +61,10 @@ pub fn adapt(source: &str) -> Result<String, Error> {
         ),
         (fuel, "WASM_NATIVE_HEAD(instance)->fuel".to_string()),
         (r#"wasm_asm("" ::"r"(result));"#.to_string(), String::new()),
+        (
+            "if (UNLIKELY(offset + (uint64_t)len > mem->size))".to_string(),
+            "if (UNLIKELY((s64)(offset) > (s64)mem->size - (s64)(len)))".to_string(),
+        ),
     ];
     let mut out = source.to_string();
     for (from, to) in &rewrites {

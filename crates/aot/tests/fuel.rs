@@ -155,3 +155,93 @@ fn invalid_modules_and_unsupported_features_are_refused() {
     let err = fuel::instrument(&wat::parse_str(simd).unwrap()).unwrap_err();
     assert!(err.to_string().contains("SIMD"), "{err}");
 }
+
+/// How often each defined function of the instrumented `wat` sets the fuel counter (global 0
+/// in a module that imports no global).
+fn charges(wat: &str) -> Vec<usize> {
+    let wasm = fuel::instrument(&wat::parse_str(wat).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(&wasm) {
+        if let wasmparser::Payload::CodeSectionEntry(body) = payload.unwrap() {
+            let sets = body
+                .get_operators_reader()
+                .unwrap()
+                .into_iter()
+                .filter(|op| {
+                    matches!(
+                        op.as_ref().unwrap(),
+                        wasmparser::Operator::GlobalSet { global_index: 0 }
+                    )
+                })
+                .count();
+            out.push(sets);
+        }
+    }
+    out
+}
+
+#[test]
+fn only_entries_that_can_recur_or_are_entered_from_outside_are_metered() {
+    let wat = r#"(module
+        (func $leaf (param i32) (result i32) (i32.mul (local.get 0) (local.get 0)))
+        (func $middle (param i32) (result i32) (call $leaf (i32.add (local.get 0) (call $leaf (local.get 0)))))
+        (func $self (param i32) (result i32)
+            (if (result i32) (local.get 0)
+                (then (call $self (i32.sub (local.get 0) (i32.const 1))))
+                (else (i32.const 0))))
+        (func $ping (param i32) (result i32) (call $pong (local.get 0)))
+        (func $pong (param i32) (result i32)
+            (if (result i32) (local.get 0)
+                (then (call $ping (i32.sub (local.get 0) (i32.const 1))))
+                (else (i32.const 0))))
+        (func $tabled (result i32) (i32.const 7))
+        (func $looping (param i32) (loop $l (br_if $l (local.tee 0 (i32.sub (local.get 0) (i32.const 1))))))
+        (table funcref (elem $tabled))
+        (func (export "run") (result i32) (call $middle (i32.const 3))))"#;
+    // leaf, middle: called directly only, no cycle: charged at the call sites. self, ping,
+    // pong: on cycles. tabled: callable through the table. looping: its loop header only.
+    // run: exported.
+    assert_eq!(charges(wat), vec![0, 0, 1, 1, 1, 1, 1, 1]);
+}
+
+#[test]
+fn unmetered_entries_are_charged_where_they_are_called() {
+    let wat = r#"(module
+        (func $leaf (param i32) (result i32) (i32.mul (local.get 0) (local.get 0)))
+        (func $middle (param i32) (result i32) (call $leaf (call $leaf (local.get 0))))
+        (func (export "called") (result i32) (call $middle (i32.const 3))))"#;
+    let (mut store, instance) = instantiate(wat, 1_000_000, 0);
+    let called = instance
+        .get_typed_func::<(), i32>(&store, "called")
+        .unwrap();
+    assert_eq!(called.call(&mut store, ()).unwrap(), 81);
+    let charged = 1_000_000 - fuel_left(&store);
+    // run's own 3 operators, middle's 4, leaf's 4 twice.
+    assert_eq!(charged, 3 + 4 + 2 * 4);
+}
+
+#[test]
+fn recursion_through_a_table_is_metered() {
+    let wat = r#"(module
+        (type $t (func))
+        (table funcref (elem $f))
+        (func $f (call_indirect (type $t) (i32.const 0)))
+        (func (export "go") (call $f)))"#;
+    let (mut store, instance) = instantiate(wat, 50, 0);
+    let go = instance.get_typed_func::<(), ()>(&store, "go").unwrap();
+    let err = go.call(&mut store, ()).unwrap_err();
+    assert_eq!(err.as_trap_code(), Some(TrapCode::OutOfFuel));
+}
+
+#[test]
+fn endless_mutual_recursion_is_metered() {
+    let wat = r#"(module
+        (func $a (call $b))
+        (func $b (call $c))
+        (func $c (call $a))
+        (func (export "go") (call $a)))"#;
+    let (mut store, instance) = instantiate(wat, 50, 0);
+    let go = instance.get_typed_func::<(), ()>(&store, "go").unwrap();
+    let err = go.call(&mut store, ()).unwrap_err();
+    assert_eq!(err.as_trap_code(), Some(TrapCode::OutOfFuel));
+}

@@ -40,6 +40,7 @@ fn functions_get_a_restrict_instance_the_heads_fuel_and_plain_loads() {
     assert!(!adapted.contains("(*instance->Z_wasm_nativeZ_fuel)"));
     assert!(!adapted.contains("wasm_asm(\"\" ::\"r\""));
     assert!(!adapted.contains("(Z_m_instance_t* instance"));
+    assert!(adapted.contains("if (UNLIKELY((s64)(offset) > (s64)mem->size - (s64)(len)))"));
     assert!(adapted.contains("u32 w2c_sum(Z_m_instance_t* restrict instance, u32 w2c_p0)"));
     // Charged at the entry and at the loop header.
     assert_eq!(

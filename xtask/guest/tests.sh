@@ -447,6 +447,9 @@ $W unload c-args > /dev/null
 N=/native
 base=$(live)
 mods=$(modules)
+expect_fail native-abi-refused "Protocol error" insmod $N/abi_native.ko
+expect_klog native-abi-refused-logged "wasm: abi-native was compiled for native ABI"
+if [ "$(modules)" = "$mods" ] && ! grep -q "^abi_native " /proc/modules; then ok native-abi-refused-nothing-left; else ko native-abi-refused-nothing-left "$($W list)"; fi
 expect_fail native-memory-limit "Cannot allocate memory" insmod $N/hello_native.ko memory=65536
 expect_klog native-memory-limit-logged "registration of native module 'hello-native' failed: memory limit"
 hello=$(dmesg | grep -c 'Hello, world!')

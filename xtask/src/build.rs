@@ -204,7 +204,63 @@ pub fn native_modules(
         run(&mut compile)?;
         built.push(ko);
     }
+    built.push(abi_mismatch(
+        kernel,
+        kmod,
+        &out.join("hello_native.build"),
+        &out.join("abi_native.build"),
+    )?);
     Ok(built)
+}
+
+/// `abi_native.ko`: the native hello world rebuilt from its generated sources (in `hello`)
+/// with an ABI version one above wasm.ko's, for the VM check that wasm.ko refuses it.
+fn abi_mismatch(kernel: &Kernel, kmod: &Path, hello: &Path, dir: &Path) -> Result<PathBuf> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir.join("include"))?;
+    for entry in std::fs::read_dir(hello)? {
+        let path = entry?.path();
+        let name = path.file_name().context("file name")?;
+        let source = ["c", "h"].iter().any(|e| path.extension() == Some(e.as_ref()));
+        if source || name == "Kbuild" {
+            std::fs::copy(&path, dir.join(name))?;
+        }
+    }
+    for entry in std::fs::read_dir(hello.join("include"))? {
+        let path = entry?.path();
+        std::fs::copy(&path, dir.join("include").join(path.file_name().context("file name")?))?;
+    }
+    let edit = |file: &str, from: &str, to: &str| -> Result<()> {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path)?;
+        if !text.contains(from) {
+            bail!("{} has no `{from}`", path.display());
+        }
+        std::fs::write(&path, text.replace(from, to))?;
+        Ok(())
+    };
+    edit("Kbuild", "hello_native", "abi_native")?;
+    edit(
+        "wasm_native_code.c",
+        ".abi = WASM_NATIVE_ABI,",
+        ".abi = WASM_NATIVE_ABI + 1,",
+    )?;
+    edit("wasm_native_code.c", "\"hello-native\"", "\"abi-native\"")?;
+    run(Command::new("make")
+        .arg("-C")
+        .arg(&kernel.kdir)
+        .arg(format!("M={}", std::fs::canonicalize(dir)?.display()))
+        .arg(format!(
+            "KBUILD_EXTRA_SYMBOLS={}",
+            std::fs::canonicalize(kmod.join("Module.symvers"))?.display()
+        ))
+        .arg("modules"))?;
+    let ko = dir.join("abi_native.ko");
+    let out = dir.parent().context("build directory")?.join("abi_native.ko");
+    std::fs::copy(&ko, &out)?;
+    Ok(out)
 }
 
 /// A throwaway key and certificate for signing modules in the tests (made once, under

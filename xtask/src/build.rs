@@ -223,14 +223,20 @@ fn abi_mismatch(kernel: &Kernel, kmod: &Path, hello: &Path, dir: &Path) -> Resul
     for entry in std::fs::read_dir(hello)? {
         let path = entry?.path();
         let name = path.file_name().context("file name")?;
-        let source = ["c", "h"].iter().any(|e| path.extension() == Some(e.as_ref()));
+        let source = ["c", "h"]
+            .iter()
+            .any(|e| path.extension() == Some(e.as_ref()));
         if source || name == "Kbuild" {
             std::fs::copy(&path, dir.join(name))?;
         }
     }
     for entry in std::fs::read_dir(hello.join("include"))? {
         let path = entry?.path();
-        std::fs::copy(&path, dir.join("include").join(path.file_name().context("file name")?))?;
+        std::fs::copy(
+            &path,
+            dir.join("include")
+                .join(path.file_name().context("file name")?),
+        )?;
     }
     let edit = |file: &str, from: &str, to: &str| -> Result<()> {
         let path = dir.join(file);
@@ -258,7 +264,10 @@ fn abi_mismatch(kernel: &Kernel, kmod: &Path, hello: &Path, dir: &Path) -> Resul
         ))
         .arg("modules"))?;
     let ko = dir.join("abi_native.ko");
-    let out = dir.parent().context("build directory")?.join("abi_native.ko");
+    let out = dir
+        .parent()
+        .context("build directory")?
+        .join("abi_native.ko");
     std::fs::copy(&ko, &out)?;
     Ok(out)
 }

@@ -116,6 +116,7 @@ void wasm_native_unregister(const struct wasm_native_module *mod);
 #define WASM_NATIVE_TRAP_NOMEM 0x100	/* a memory or table could not grow */
 #define WASM_NATIVE_TRAP_FUEL 0x101	/* the call used up its fuel */
 #define WASM_NATIVE_TRAP_KILLED 0x102	/* the caller has a fatal signal */
+#define WASM_NATIVE_TRAP_EXIT 0x103	/* the program called WASI proc_exit */
 
 /* Most elements of a table (the interpreter's MAX_TABLE_ELEMENTS). */
 #define WASM_NATIVE_MAX_TABLE 100000

@@ -486,6 +486,28 @@ expect_fail native-one-past-the-end-traps "out of bounds memory access" $W call 
 expect_fail native-deep-recursion-traps "call stack exhausted" $W call probe-native recurse 100000
 expect_ok native-recursion-300 "^300$" $W call probe-native recurse 300
 if $W list | awk '/^[^ ]/ { p = ($1 == "probe-native") } p' | grep -q -E 'traps [1-9]'; then ok native-traps-counted; else ko native-traps-counted "$($W list)"; fi
+# WASI programs compiled ahead of time print what they print on the interpreter, once per
+# instance at insmod, and again when called.
+for prog in c-primes rust-primes zig-hello; do
+	nat=$prog-native obj=$(echo "$prog" | tr - _)_native
+	grep "^$prog: " /languages/expected.txt | sed "s/^$prog: /$nat: /" > /tmp/expected.txt
+	before=$(dmesg | grep -c "$nat: ")
+	expect_ok "native-wasi-$prog-insmod" "" insmod "$N/$obj.ko"
+	dmesg | grep -o "$nat: .*" | tail -n +$((before + 1)) > /tmp/native.txt
+	if [ "$(sort -u /tmp/native.txt)" = "$(sort -u /tmp/expected.txt)" ] &&
+		[ "$(wc -l < /tmp/native.txt)" = $((2 * $(wc -l < /tmp/expected.txt))) ]; then
+		ok "native-wasi-$prog-output"
+	else
+		ko "native-wasi-$prog-output" "$(cat /tmp/native.txt)"
+	fi
+	if $W unload "$nat" > /dev/null && rmmod "$obj"; then ok "native-wasi-$prog-unloaded"; else ko "native-wasi-$prog-unloaded" "$($W list)"; fi
+done
+insmod $N/zig_hello_native.ko
+expect_ok native-wasi-proc-exit "^exited with 0$" $W call zig-hello-native _start
+n=$(dmesg | grep -c 'zig-hello-native: Hello, world!')
+if [ "$n" = 5 ]; then ok native-wasi-called-again; else ko native-wasi-called-again "$n lines"; fi
+$W unload zig-hello-native > /dev/null
+rmmod zig_hello_native
 $W load $G/hello_world_rust.wasm --name forever-native > /dev/null
 expect_fail native-registration-name-taken "File exists" insmod $N/forever_native.ko
 $W unload forever-native > /dev/null

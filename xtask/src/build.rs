@@ -162,6 +162,11 @@ pub const NATIVE_GUESTS: &[(&str, &str)] = &[
         "forever_native",
     ),
     (crate::bench::GUEST, "bench_native"),
+    // WASI programs: C (floats), Rust's std, Zig (which ends in proc_exit and imports
+    // functions outside the subset).
+    ("target/languages/c-primes.wasm", "c_primes_native"),
+    ("target/languages/rust-primes.wasm", "rust_primes_native"),
+    ("target/languages/zig-hello.wasm", "zig_hello_native"),
 ];
 
 /// Compiles the [`NATIVE_GUESTS`] into native modules for `kernel` with `wasmctl compile`,

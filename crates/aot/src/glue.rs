@@ -390,12 +390,25 @@ pub fn generate(wasm: &[u8], header: &str, name: &str, wasm_size: u64) -> Result
 
     // The other imports, through wasm_native_import().
     let mut import_table = String::new();
+    // A function imported twice is one C function (wasm2c's), calling with the first index.
+    let mut defined = std::collections::BTreeSet::new();
     for (index, (module, field, ty)) in info.imports.iter().enumerate() {
         let what = format!("the import {module}.{field}");
         let ty = info
             .types
             .get(*ty as usize)
             .ok_or_else(|| Error::Unsupported(format!("{what} has no type")))?;
+        let _ = writeln!(
+            import_table,
+            "\t{{ .module = {}, .name = {}, .params = \"{}\", .results = \"{}\" }},",
+            c_string(module),
+            c_string(field),
+            ty.params.iter().map(abi_letter).collect::<String>(),
+            ty.results.iter().map(abi_letter).collect::<String>(),
+        );
+        if !defined.insert((module, field)) {
+            continue;
+        }
         let ret = c_result(&ty.results, &what)?;
         let cname = format!("{}{}", mangle(module), mangle(field));
         declared(header, &ret, &cname)?;
@@ -430,14 +443,6 @@ pub fn generate(wasm: &[u8], header: &str, name: &str, wasm_size: u64) -> Result
             }
         }
         let _ = write!(out, "}}\n\n");
-        let _ = writeln!(
-            import_table,
-            "\t{{ .module = {}, .name = {}, .params = \"{}\", .results = \"{}\" }},",
-            c_string(module),
-            c_string(field),
-            ty.params.iter().map(abi_letter).collect::<String>(),
-            ty.results.iter().map(abi_letter).collect::<String>(),
-        );
     }
 
     // One entry per export.

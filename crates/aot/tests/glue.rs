@@ -100,3 +100,21 @@ fn a_header_of_another_shape_is_reported() {
     let err = glue::generate(&instrumented, "/* nothing */", "x", 0).unwrap_err();
     assert!(matches!(err, glue::Error::Header(_)), "{err}");
 }
+
+#[test]
+fn a_function_imported_twice_is_defined_once_and_listed_twice() {
+    let glue = generate(
+        r#"(module
+            (import "wasi_snapshot_preview1" "fd_close" (func $a (param i32) (result i32)))
+            (import "wasi_snapshot_preview1" "fd_close" (func $b (param i32) (result i32)))
+            (func (export "f") (result i32) (i32.add (call $a (i32.const 3)) (call $b (i32.const 4)))))"#,
+        "twice",
+    )
+    .unwrap();
+    let c = &glue.source;
+    let definition = "u32 Z_wasi_snapshot_preview1Z_fd_close(";
+    assert_eq!(c.matches(definition).count(), 1, "{c}");
+    assert!(c.contains("wasm_native_import(0, lanes);"));
+    let entry = ".module = \"wasi_snapshot_preview1\", .name = \"fd_close\", .params = \"i\"";
+    assert_eq!(c.matches(entry).count(), 2);
+}

@@ -30,7 +30,7 @@ mod raw;
 mod registry;
 pub mod signature;
 mod slot;
-mod wasi;
+pub mod wasi;
 
 pub use slot::{TryGuard, TryLock};
 

@@ -699,7 +699,7 @@ impl<H: Host> LoadedModule<H> {
                 )));
             };
             if m == wasi::MODULE {
-                if !wasi::IMPLEMENTED.contains(&n) {
+                if wasi::WasiFn::named(n).is_none() {
                     stubs.push((n.to_string(), ty.clone()));
                 }
             } else if !host_api::PROVIDED.contains(&(m, n)) {

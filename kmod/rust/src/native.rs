@@ -23,6 +23,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use wasm_engine::wasi::{self, WasiCtx, WasiFn};
 use wasm_engine::{
     choose_entrypoint, raw_record, resolve_limits, CallOutcome, CallRecord, Caller, Counters,
     Ending, Error, FuncSig, Grants, Host, Lane, Limits, MemoryBudget, ModuleInfo, RawError, Tier,
@@ -38,6 +39,7 @@ const TRAP_OOB: i32 = 1;
 const TRAP_NOMEM: i32 = 0x100;
 const TRAP_FUEL: i32 = 0x101;
 const TRAP_KILLED: i32 = 0x102;
+const TRAP_EXIT: i32 = 0x103;
 
 /// The host functions native modules may import.
 #[derive(Clone, Copy)]
@@ -48,6 +50,10 @@ enum HostFn {
     NowNs,
     /// `env.cpu_id() -> i32`
     CpuId,
+    /// A function of the WASI subset.
+    Wasi(WasiFn),
+    /// Another WASI function: returns `ENOSYS` (or nothing), as for interpreted modules.
+    WasiStub,
 }
 
 /// `(module, name, params, results, function)` of each host function, in the ABI's letters.
@@ -56,6 +62,41 @@ const HOST: &[(&str, &str, &str, &str, HostFn)] = &[
     ("env", "now_ns", "", "I", HostFn::NowNs),
     ("env", "cpu_id", "", "i", HostFn::CpuId),
 ];
+
+/// The ABI letters of `types`.
+fn letters(types: &[ValType]) -> Vec<u8> {
+    types
+        .iter()
+        .map(|t| match t {
+            ValType::I64 => b'I',
+            ValType::F32 => b'f',
+            ValType::F64 => b'F',
+            _ => b'i',
+        })
+        .collect()
+}
+
+/// The host function a native module's import `module.name(params) -> results` links to.
+fn host_fn(module: &[u8], name: &[u8], params: &[u8], results: &[u8]) -> Option<HostFn> {
+    if module == wasi::MODULE.as_bytes() {
+        let name = core::str::from_utf8(name).ok()?;
+        return match WasiFn::named(name) {
+            Some(f) => {
+                let (p, r) = f.signature();
+                (letters(p) == params && letters(r) == results).then_some(HostFn::Wasi(f))
+            }
+            None => matches!(results, b"" | b"i").then_some(HostFn::WasiStub),
+        };
+    }
+    HOST.iter()
+        .find(|(m, n, p, r, _)| {
+            m.as_bytes() == module
+                && n.as_bytes() == name
+                && p.as_bytes() == params
+                && r.as_bytes() == results
+        })
+        .map(|h| h.4)
+}
 
 /// The engine's type of an ABI letter.
 fn val_type(letter: u8) -> Option<ValType> {
@@ -139,7 +180,16 @@ fn value_of(ty: ValType, lane: u64) -> Value {
 /// One instance and its counters.
 struct Slot {
     state: TryLock<Option<Instance>>,
+    /// The instance's WASI state, for modules that import WASI: taken by the host functions
+    /// of the call that holds `state`, and after it.
+    wasi: TryLock<Option<Wasi>>,
     counters: Counters,
+}
+
+/// An instance's WASI state and the code its program exited with, if it did in this call.
+struct Wasi {
+    ctx: WasiCtx,
+    exit: Option<i32>,
 }
 
 /// An instance and where its buffer for buffer calls is.
@@ -191,16 +241,11 @@ impl NativeModule {
         let mut host = Vec::new();
         for f in desc.imports() {
             let full = format!("{}.{}", text(f.module), text(f.name));
-            let Some(&(_, _, _, _, func)) = HOST.iter().find(|(m, n, p, r, _)| {
-                m.as_bytes() == f.module
-                    && n.as_bytes() == f.name
-                    && p.as_bytes() == f.params
-                    && r.as_bytes() == f.results
-            }) else {
+            let Some(func) = host_fn(f.module, f.name, f.params, f.results) else {
                 return Err(Error::Link(format!(
                     "the module imports {full}, which native modules are not given \
                      (they may import env._debug(i32, i32) -> i32, env.now_ns() -> i64, \
-                     env.cpu_id() -> i32)"
+                     env.cpu_id() -> i32 and the WASI subset of interpreted modules)"
                 )));
             };
             imports.push(signature(full, f.params, f.results)?);
@@ -215,9 +260,16 @@ impl NativeModule {
         slots
             .try_reserve_exact(cpus)
             .map_err(|_| Error::OutOfMemory)?;
+        let uses_wasi = host
+            .iter()
+            .any(|h| matches!(h, HostFn::Wasi(_) | HostFn::WasiStub));
         for _ in 0..cpus {
             slots.push(Slot {
                 state: TryLock::new(None),
+                wasi: TryLock::new(uses_wasi.then(|| Wasi {
+                    ctx: WasiCtx::new(&name, &[], &[]),
+                    exit: None,
+                })),
                 counters: Counters::new(0),
             });
         }
@@ -266,8 +318,9 @@ impl NativeModule {
                 }
                 let out = self.call_on(cpu, &self.entrypoint, &self.entry_args)?;
                 if cpu == 0 {
-                    entry_result = match &out.results[..] {
-                        [Value::I32(v)] => Some(*v),
+                    entry_result = match (out.exit, &out.results[..]) {
+                        (Some(code), _) => Some(code),
+                        (None, [Value::I32(v)]) => Some(*v),
                         _ => None,
                     };
                 }
@@ -374,6 +427,9 @@ impl NativeModule {
             NativeOutcome::Trapped(trap, used) => Err((trap, used)),
             NativeOutcome::Busy => return Err(RawError::Busy),
         };
+        if let Some(w) = slot.wasi.try_lock().as_mut().and_then(|w| w.as_mut()) {
+            w.ctx.flush::<KernelHost>();
+        }
         let used = match result {
             Ok(used) | Err((_, used)) => used,
         };
@@ -384,7 +440,7 @@ impl NativeModule {
             (true, _) => CallRecord {
                 caller: Caller::User,
                 ending: match &result {
-                    Ok(_) => Ending::Returned,
+                    Ok(_) | Err((TRAP_EXIT, _)) => Ending::Returned,
                     Err((TRAP_FUEL, _)) => Ending::OutOfFuel,
                     Err(_) => Ending::Trapped,
                 },
@@ -429,23 +485,29 @@ impl NativeModule {
         }
         let run =
             KernelHost::on_instance(|| self.run(cpu, index, &mut lanes, self.limits.fuel, true));
-        match run {
-            Err(_) => Err(Error::Busy),
-            Ok(Err((trap, _))) => Err(trap_error(trap, self.limits.fuel)),
-            Ok(Ok(fuel_used)) => {
-                let mut results = Vec::new();
-                results
-                    .try_reserve_exact(sig.results.len())
-                    .map_err(|_| Error::OutOfMemory)?;
-                results.extend(sig.results.iter().zip(lanes).map(|(t, l)| value_of(*t, l)));
-                Ok(CallOutcome {
-                    results,
-                    fuel_used,
-                    cpu: cpu as u32,
-                    exit: None,
-                })
+        let (fuel_used, exit) = match run {
+            Err(_) => return Err(Error::Busy),
+            Ok(Err((TRAP_EXIT, used))) => {
+                let mut wasi = self.slots[cpu].wasi.try_lock().ok_or(Error::Busy)?;
+                let code = wasi.as_mut().and_then(|w| w.exit.take());
+                // The results of a call that exited are zeros, as the interpreter's.
+                lanes = [0; MAX_VALUES];
+                (used, code)
             }
-        }
+            Ok(Err((trap, _))) => return Err(trap_error(trap, self.limits.fuel)),
+            Ok(Ok(used)) => (used, None),
+        };
+        let mut results = Vec::new();
+        results
+            .try_reserve_exact(sig.results.len())
+            .map_err(|_| Error::OutOfMemory)?;
+        results.extend(sig.results.iter().zip(lanes).map(|(t, l)| value_of(*t, l)));
+        Ok(CallOutcome {
+            results,
+            fuel_used,
+            cpu: cpu as u32,
+            exit,
+        })
     }
 
     /// Calls `function`, preferring the instance of `cpu`, as [`wasm_engine::LoadedModule::call`].
@@ -648,11 +710,16 @@ pub unsafe extern "C" fn wasm_rs_native_import(
 ) -> i32 {
     // SAFETY: guaranteed by the caller: the module outlives its running calls.
     let module = unsafe { &*owner.cast::<NativeModule>() };
-    let Some(func) = module.host.get(index as usize) else {
+    let (Some(func), Some(sig)) = (
+        module.host.get(index as usize),
+        module.imports.get(index as usize),
+    ) else {
         return TRAP_OOB;
     };
-    // SAFETY: every host function takes and returns at most 2 lanes.
-    let lanes = unsafe { core::slice::from_raw_parts_mut(lanes, 2) };
+    let n = sig.params.len().max(sig.results.len()).max(1);
+    // SAFETY: the generated code passes as many lanes as the import has parameters or
+    // results, and at least one (crates/aot's glue).
+    let lanes = unsafe { core::slice::from_raw_parts_mut(lanes, n) };
     match func {
         HostFn::Debug => {
             // SAFETY: the instance runs this call, so nothing else uses it.
@@ -664,6 +731,27 @@ pub unsafe extern "C" fn wasm_rs_native_import(
         }
         HostFn::NowNs => lanes[0] = ffi::now_ns(),
         HostFn::CpuId => lanes[0] = u64::from(cpu),
+        HostFn::Wasi(f) => {
+            let Some(slot) = module.slots.get(cpu as usize) else {
+                return TRAP_OOB;
+            };
+            // The call that runs this holds the instance, and nothing else takes its WASI
+            // state but that call.
+            let mut guard = slot.wasi.try_lock();
+            let Some(state) = guard.as_mut().and_then(|w| w.as_mut()) else {
+                return TRAP_OOB;
+            };
+            // SAFETY: the instance runs this call, so nothing else uses it.
+            let memory = unsafe { ffi::memory_of(inst) };
+            match wasi::call::<KernelHost>(*f, memory, &mut state.ctx, lanes) {
+                Ok(errno) => lanes[0] = errno as u32 as u64,
+                Err(code) => {
+                    state.exit = Some(code);
+                    return TRAP_EXIT;
+                }
+            }
+        }
+        HostFn::WasiStub => lanes[0] = wasi::ENOSYS as u32 as u64,
     }
     0
 }

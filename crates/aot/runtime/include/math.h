@@ -11,6 +11,7 @@
 #include <linux/types.h>
 
 #define NAN __builtin_nanf("")
+#define INFINITY __builtin_inff()
 #define isnan(x) __builtin_isnan(x)
 #define signbit(x) __builtin_signbit(x)
 

@@ -107,7 +107,7 @@ const DEMO: &str = include_str!("../guest/demo.sh");
 pub(crate) const BENCH: &str = include_str!("../guest/bench.sh");
 const VM_TIMEOUT: Duration = Duration::from_secs(600);
 /// The debug kernel's checkers (KASAN, lockdep, kmemleak) slow everything down several times.
-const DEBUG_VM_TIMEOUT: Duration = Duration::from_secs(3600);
+const DEBUG_VM_TIMEOUT: Duration = Duration::from_secs(5400);
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

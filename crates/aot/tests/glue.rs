@@ -1,26 +1,15 @@
 //! `native.c` generation against the header wabt's wasm2c (1.0.32, from scripts/install-deps.sh)
 //! really writes.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
+
 use wasm_aot::{fuel, glue};
 
 /// Instruments `wat`, runs wasm2c on it and generates `native.c`.
 fn generate(wat: &str, name: &str) -> Result<glue::Glue, glue::Error> {
-    let wasm = wat::parse_str(wat).unwrap();
-    let instrumented = fuel::instrument(&wasm).unwrap();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("glue-{name}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("m.wasm"), &instrumented).unwrap();
-    let status = Command::new("wasm2c")
-        .arg(dir.join("m.wasm"))
-        .args(["-n", glue::PREFIX, "-o"])
-        .arg(dir.join("m.c"))
-        .status()
-        .expect("wasm2c (package wabt) must be installed: scripts/install-deps.sh");
-    assert!(status.success());
+    let (instrumented, size, dir) = common::translate(wat, &format!("glue-{name}"));
     let header = std::fs::read_to_string(dir.join("m.h")).unwrap();
-    glue::generate(&instrumented, &header, name, wasm.len() as u64)
+    glue::generate(&instrumented, &header, name, size as u64)
 }
 
 #[test]

@@ -1,24 +1,13 @@
 //! The rewrites of wasm2c's output, against what wabt's wasm2c (1.0.32, from
 //! scripts/install-deps.sh) really writes.
 
-use std::path::PathBuf;
-use std::process::Command;
-use wasm_aot::{fuel, glue, wasm2c};
+mod common;
+
+use wasm_aot::wasm2c;
 
 /// Instruments `wat` and returns wasm2c's `m.c` for it.
 fn translate(wat: &str, name: &str) -> String {
-    let wasm = wat::parse_str(wat).unwrap();
-    let instrumented = fuel::instrument(&wasm).unwrap();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("wasm2c-{name}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("m.wasm"), &instrumented).unwrap();
-    let status = Command::new("wasm2c")
-        .arg(dir.join("m.wasm"))
-        .args(["-n", glue::PREFIX, "-o"])
-        .arg(dir.join("m.c"))
-        .status()
-        .expect("wasm2c (package wabt) must be installed: scripts/install-deps.sh");
-    assert!(status.success());
+    let (_, _, dir) = common::translate(wat, &format!("wasm2c-{name}"));
     std::fs::read_to_string(dir.join("m.c")).unwrap()
 }
 

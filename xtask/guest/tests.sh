@@ -96,6 +96,9 @@ expect_ok in-bounds-read "^-?[0-9]+$" $W call probe peek 1024
 mem=$($W stats --prometheus | awk '/^wasm_instance_memory_bytes\{module="probe",cpu="0"\}/ { print $2 }')
 expect_ok last-word-in-bounds "^-?[0-9]+$" $W call probe peek $((mem - 4))
 expect_fail one-past-the-end-traps "out of bounds memory access" $W call probe peek $((mem - 3))
+# memory.grow in a callee, then a write and read of the new last word: in bounds at once.
+expect_ok grow-then-use-the-new-end "^$((mem + 65536))$" $W call probe grow 1
+expect_ok grow-past-the-memory-limit-fails "^-1$" $W call probe grow 2000
 expect_fail deep-recursion-traps "call stack exhausted" $W call probe recurse 100000
 expect_ok recursion-5000 "^5000$" $W call probe recurse 5000
 expect_ok forever-load "loaded forever" $W load $G/probe.wasm --name forever --entrypoint "" --fuel 1000000000000000
@@ -483,6 +486,8 @@ expect_ok native-in-bounds-read "^-?[0-9]+$" $W call probe-native peek 1024
 mem=$($W stats --prometheus | awk '/^wasm_instance_memory_bytes\{module="probe-native",cpu="0"\}/ { print $2 }')
 expect_ok native-last-word-in-bounds "^-?[0-9]+$" $W call probe-native peek $((mem - 4))
 expect_fail native-one-past-the-end-traps "out of bounds memory access" $W call probe-native peek $((mem - 3))
+expect_ok native-grow-then-use-the-new-end "^$((mem + 65536))$" $W call probe-native grow 1
+expect_ok native-grow-past-the-memory-limit-fails "^-1$" $W call probe-native grow 2000
 expect_fail native-deep-recursion-traps "call stack exhausted" $W call probe-native recurse 100000
 expect_ok native-recursion-300 "^300$" $W call probe-native recurse 300
 if $W list | awk '/^[^ ]/ { p = ($1 == "probe-native") } p' | grep -q -E 'traps [1-9]'; then ok native-traps-counted; else ko native-traps-counted "$($W list)"; fi

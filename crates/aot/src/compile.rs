@@ -199,8 +199,11 @@ pub fn compile(opts: &Options) -> Result<Compiled, Error> {
         "# SPDX-License-Identifier: GPL-2.0\n\
          obj-m := {module}.o\n\
          {module}-y := {OBJECT}.o\n\
-         # wasm2c's helpers are defined whether the module uses them or not.\n\
-         ccflags-y := -O3 -I$(src)/include -Wno-unused-function -Wno-unused-value -Wno-unused-but-set-variable \\\n\
+         # wasm2c's helpers are defined whether the module uses them or not. Small functions\n\
+         # are inlined more readily: WebAssembly 1.0 makes calls to compiler-rt's few-line\n\
+         # functions of what a native build does in instructions (128-bit multiplication).\n\
+         ccflags-y := -O3 --param=max-inline-insns-auto=40 -I$(src)/include \\\n\
+         \t-Wno-unused-function -Wno-unused-value -Wno-unused-but-set-variable \\\n\
          \t-Wno-missing-prototypes -Wno-missing-declarations\n",
         module = opts.module
     );

@@ -1,6 +1,6 @@
 //! What the build changes in wasm2c's output (`m.c`), and why.
 //!
-//! wabt 1.0.32's `wasm2c` writes C for user space with guard pages; four of its habits cost
+//! wabt 1.0.32's `wasm2c` writes C for user space with guard pages; five of its habits cost
 //! the kernel's bounds-checked code most of its speed, and [`adapt`] rewrites them:
 //!
 //! 1. **Every function's instance is `restrict`.** Linear memory is a separate allocation that
@@ -22,11 +22,21 @@
 //!    same test (addresses, lengths and sizes are all below 2^34, so nothing wraps), but
 //!    `size - len` is one value per access width that the compiler keeps in a register, where
 //!    `address + len` had to be computed at every access.
+//! 5. **Each function keeps its memory's base and size in a local** ([`MEMORY_CACHE`]), which
+//!    every load and store checks against and addresses through, and which is read again
+//!    from the instance after every statement that calls anything that may grow the memory:
+//!    a call, an import, `call_indirect`, `memory.grow`; that is, after every call but the
+//!    fuel's `refuel` and wasm2c's own arithmetic helpers, which cannot. The instance's
+//!    fields are memory a call may change, the local is not: without it the compiler
+//!    reloaded the base and size at every loop header whose body can call `refuel`, as
+//!    nearly every loop's can. A function the rewrite does not understand (more than one
+//!    memory, a call that is not a statement of its own) is left as wasm2c wrote it.
 //!
-//! Each rewrite must find what it rewrites, so a wasm2c whose output differs is reported
-//! rather than silently left slow.
+//! Each of the first four rewrites must find what it rewrites, so a wasm2c whose output
+//! differs is reported rather than silently left slow; the fifth finds nothing in a module
+//! without memory.
 
-use crate::fuel::{FUEL_GLOBAL, IMPORT_MODULE};
+use crate::fuel::{FUEL_GLOBAL, IMPORT_MODULE, REFUEL_FUNC};
 use crate::glue::PREFIX;
 use core::fmt;
 
@@ -73,5 +83,190 @@ pub fn adapt(source: &str) -> Result<String, Error> {
         }
         out = out.replace(from.as_str(), to);
     }
-    Ok(out)
+    Ok(cache_memory(&out))
+}
+
+/// The local of rewrite 5 (a name wasm2c, whose names start `w2c_` or `Z_`, never writes).
+pub const MEMORY_CACHE: &str = "wasm_native_mem";
+
+/// Rewrite 5 on every function of `source`.
+fn cache_memory(source: &str) -> String {
+    /// Where a line of `source` is.
+    enum At<'a> {
+        /// Between functions.
+        Outside,
+        /// In a function's parameters, which wasm2c breaks over lines when they are many.
+        Signature,
+        /// In a function's body: its lines so far.
+        Body(Vec<&'a str>),
+    }
+    let param = format!("(Z_{PREFIX}_instance_t* restrict instance");
+    let mut out = String::with_capacity(source.len() + source.len() / 16);
+    let mut at = At::Outside;
+    for line in source.split_inclusive('\n') {
+        let text = line.trim_end();
+        match &mut at {
+            At::Outside | At::Signature => {
+                out.push_str(line);
+                let starts = matches!(at, At::Signature)
+                    || (!text.starts_with(' ') && text.contains(&param));
+                if starts && text.ends_with(") {") {
+                    at = At::Body(Vec::new());
+                } else if starts {
+                    at = At::Signature;
+                }
+            }
+            At::Body(lines) if text == "}" => {
+                cache_function(lines, &mut out);
+                out.push_str(line);
+                at = At::Outside;
+            }
+            At::Body(lines) => lines.push(line),
+        }
+    }
+    if let At::Body(lines) = at {
+        lines.iter().for_each(|line| out.push_str(line));
+    }
+    out
+}
+
+/// Appends the body `lines` of one function to `out`, with its memory in [`MEMORY_CACHE`]
+/// when the function accesses exactly one memory and every call in it is a statement.
+fn cache_function(lines: &[&str], out: &mut String) {
+    let refuel = format!("(*Z_{IMPORT_MODULE}Z_{REFUEL_FUNC})(");
+    let mut memory = None;
+    let mut understood = lines.iter().any(|l| l.trim() == "FUNC_PROLOGUE;");
+    let mut reloads = Vec::with_capacity(lines.len());
+    for line in lines {
+        for name in accessed_memories(line) {
+            understood &= *memory.get_or_insert(name) == name;
+        }
+        let reload = !line.contains(&refuel) && calls_out(line);
+        understood &= !reload || line.trim_end().ends_with(';');
+        reloads.push(reload);
+    }
+    let Some(memory) = memory.filter(|_| understood) else {
+        lines.iter().for_each(|line| out.push_str(line));
+        return;
+    };
+    let read = format!("{MEMORY_CACHE} = instance->{memory};\n");
+    let mut declared = false;
+    for (line, reload) in lines.iter().zip(reloads) {
+        if !declared {
+            out.push_str(line);
+            if line.trim() == "FUNC_PROLOGUE;" {
+                out.push_str(&format!("  wasm_rt_memory_t {read}"));
+                declared = true;
+            }
+            continue;
+        }
+        let mut rest = *line;
+        while let Some((at, helper)) = next_access(rest) {
+            out.push_str(&rest[..at]);
+            out.push_str(helper);
+            out.push_str("(&");
+            out.push_str(MEMORY_CACHE);
+            rest = &rest[at + helper.len() + "(&instance->".len() + memory.len()..];
+        }
+        out.push_str(rest);
+        if reload {
+            let indent = line.len() - line.trim_start().len();
+            out.push_str(&line[..indent]);
+            out.push_str(&read);
+        }
+    }
+}
+
+/// The memories `line` loads from or stores to (`w2c_M0` of `i32_load(&instance->w2c_M0,`).
+fn accessed_memories(mut line: &str) -> impl Iterator<Item = &str> {
+    core::iter::from_fn(move || {
+        let (at, helper) = next_access(line)?;
+        let rest = &line[at + helper.len() + "(&instance->".len()..];
+        let name = &rest[..rest.find(',').unwrap_or(rest.len())];
+        line = rest;
+        Some(name)
+    })
+}
+
+/// The first load or store helper called with a memory of the instance in `line`: where
+/// the helper's name starts, and the name.
+fn next_access(line: &str) -> Option<(usize, &str)> {
+    line.match_indices("(&instance->").find_map(|(at, _)| {
+        let helper = identifier_before(&line[..at]);
+        let typed = ["i32_", "i64_", "f32_", "f64_"]
+            .iter()
+            .any(|t| helper.starts_with(t));
+        let access = typed && (helper.contains("_load") || helper.contains("_store"));
+        access.then(|| (at - helper.len(), helper))
+    })
+}
+
+/// Whether `line` calls anything but wasm2c's helpers that leave the memory as it is: a
+/// function, an import (through a pointer), `call_indirect`, `memory.grow`, a bulk memory
+/// operation.
+fn calls_out(line: &str) -> bool {
+    line.contains("(*")
+        || line
+            .match_indices('(')
+            .any(|(at, _)| !keeps_memory(identifier_before(line[..at].trim_end())))
+}
+
+/// The identifier that `text` ends with ("" if it ends otherwise).
+fn identifier_before(text: &str) -> &str {
+    let start = text
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |at| at + 1);
+    &text[start..]
+}
+
+/// Whether `name(` in a function's body is not a call, or calls one of wasm2c's helpers,
+/// none of which changes a memory's base or size.
+fn keeps_memory(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "",
+        "if",
+        "switch",
+        "while",
+        "for",
+        "return",
+        "sizeof",
+        "WASM_NATIVE_HEAD",
+        "LIKELY",
+        "UNLIKELY",
+        "TRAP",
+        "DIV_S",
+        "DIV_U",
+        "REM_S",
+        "REM_U",
+        "DIVREM_U",
+        "ROTL",
+        "ROTR",
+        "TRUNC_S",
+        "TRUNC_U",
+        "TRUNC_SAT_S",
+        "TRUNC_SAT_U",
+        "FMIN",
+        "FMAX",
+        "isnan",
+        "signbit",
+        "copysign",
+        "copysignf",
+        "quiet_nan",
+        "quiet_nanf",
+    ];
+    const PREFIXES: &[&str] = &["I32_", "I64_", "i32_", "i64_", "f32_", "f64_"];
+    const MATH: &[&str] = &[
+        "quiet",
+        "sqrt",
+        "floor",
+        "ceil",
+        "trunc",
+        "nearbyint",
+        "fabs",
+    ];
+    NAMES.contains(&name)
+        || PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+        || name.strip_prefix("wasm_").is_some_and(|op| {
+            MATH.contains(&op) || op.strip_suffix('f').is_some_and(|op| MATH.contains(&op))
+        })
 }

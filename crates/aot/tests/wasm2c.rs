@@ -53,3 +53,85 @@ fn output_of_another_shape_is_reported() {
     assert!(err.to_string().contains("wasm_asm"), "{err}");
     assert!(err.to_string().contains("wabt 1.0.32"), "{err}");
 }
+
+/// The line after the first line of `source` that contains `what`.
+fn line_after<'a>(source: &'a str, what: &str) -> &'a str {
+    let mut lines = source.lines().skip_while(|line| !line.contains(what));
+    assert!(lines.next().is_some(), "no `{what}` in:\n{source}");
+    lines.next().unwrap().trim()
+}
+
+#[test]
+fn functions_read_their_memory_again_after_calls_that_may_grow_it() {
+    let source = translate(
+        r#"(module
+            (import "env" "f" (func $f (param i32)))
+            (memory 1)
+            (table 1 funcref)
+            (type $t (func (param i32) (result i32)))
+            (func $id (param i32) (result i32) (local.get 0))
+            (func (export "g") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32)
+              (result i32)
+              (i32.store (local.get 0) (i32.const 1))
+              (drop (memory.grow (i32.const 1)))
+              (call $f (i32.load (local.get 0)))
+              (drop (call_indirect (type $t) (i32.const 0) (i32.const 0)))
+              (drop (call $id (i32.const 0)))
+              (loop $l (br_if $l (i32.load8_u (local.get 0))))
+              (i32.load offset=8 (local.get 0))))"#,
+        "cache",
+    );
+    let adapted = wasm2c::adapt(&source).unwrap();
+    let read = "wasm_native_mem = instance->w2c_M0;";
+    // The parameters are more than wasm2c writes on one line; the body is rewritten anyway.
+    assert!(
+        adapted.contains("u32 w2c_p7, \n    u32 w2c_p8, "),
+        "{adapted}"
+    );
+    assert_eq!(
+        adapted.matches(&format!("wasm_rt_memory_t {read}")).count(),
+        1
+    );
+    for access in ["i32_store(", "i32_load(", "i32_load8_u("] {
+        assert!(
+            adapted.contains(&format!("{access}&wasm_native_mem, ")),
+            "{access}"
+        );
+        assert!(
+            !adapted.contains(&format!("{access}&instance->")),
+            "{access}"
+        );
+    }
+    assert!(adapted.contains("wasm_rt_grow_memory(&instance->w2c_M0, "));
+    for call in [
+        "= wasm_rt_grow_memory(",
+        "(*Z_envZ_f)(",
+        "= CALL_INDIRECT(",
+        "= w2c_id(",
+    ] {
+        assert_eq!(line_after(&adapted, call), read, "after {call}");
+    }
+    assert_eq!(adapted.matches(read).count(), 5);
+    assert_ne!(line_after(&adapted, "(*Z_wasm_nativeZ_refuel)("), read);
+}
+
+#[test]
+fn a_function_with_a_call_inside_an_expression_keeps_its_memory_in_the_instance() {
+    let source = translate(
+        r#"(module
+            (memory 1)
+            (func $id (param i32) (result i32) (local.get 0))
+            (func (export "g") (param i32) (result i32)
+              (i32.load (call $id (local.get 0)))))"#,
+        "uncached",
+    );
+    let call = "w2c_i0 = w2c_id(instance, w2c_i0);";
+    assert!(source.contains(call), "{source}");
+    let other = source.replace(call, "if (w2c_id(instance, w2c_i0)) {}");
+    let adapted = wasm2c::adapt(&other).unwrap();
+    assert!(!adapted.contains("wasm_native_mem"));
+    assert!(adapted.contains("i32_load(&instance->w2c_M0, "));
+    assert!(wasm2c::adapt(&source)
+        .unwrap()
+        .contains("i32_load(&wasm_native_mem, "));
+}

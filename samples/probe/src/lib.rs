@@ -1,6 +1,6 @@
 //! A guest that exercises the engine: its entrypoint prints f64/f32 results (which must be
 //! bit-identical in the kernel's soft-float build and in user space), and its exports cover
-//! typed calls, traps, an endless loop and deep recursion.
+//! typed calls, traps, an endless loop, deep recursion and memory growth.
 #![no_std]
 
 use core::fmt::Write;
@@ -165,6 +165,33 @@ pub extern "C" fn boom() -> i32 {
 pub extern "C" fn peek(addr: usize) -> i32 {
     // SAFETY: deliberately any address: Wasm checks it against the memory's size.
     unsafe { core::ptr::read_volatile(addr as *const i32) }
+}
+
+/// Grows linear memory by `pages` pages in a function of its own (as an allocator would),
+/// then writes and reads back the last word of the grown memory, which was past the end
+/// before the call: the memory's new size in bytes, or -1 if it cannot grow that much.
+#[no_mangle]
+pub extern "C" fn grow(pages: usize) -> i32 {
+    let old = grow_by(core::hint::black_box(pages));
+    if old == usize::MAX {
+        return -1;
+    }
+    let end = (old + pages) * 65536;
+    let last = (end - 4) as *mut i32;
+    // SAFETY: the last word of linear memory, in bounds since the growth.
+    unsafe {
+        core::ptr::write_volatile(last, 0x5a5a);
+        if core::ptr::read_volatile(last) != 0x5a5a {
+            return -2;
+        }
+    }
+    end as i32
+}
+
+/// `memory.grow`, kept a call of its own.
+#[inline(never)]
+fn grow_by(pages: usize) -> usize {
+    core::arch::wasm32::memory_grow(0, pages)
 }
 
 /// Recurses `n` deep; returns `n`.

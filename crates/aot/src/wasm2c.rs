@@ -161,12 +161,12 @@ fn cache_function(lines: &[&str], out: &mut String) {
             continue;
         }
         let mut rest = *line;
-        while let Some((at, helper)) = next_access(rest) {
-            out.push_str(&rest[..at]);
-            out.push_str(helper);
+        while let Some(access) = next_access(rest) {
+            out.push_str(&rest[..access.start]);
+            out.push_str(access.helper);
             out.push_str("(&");
             out.push_str(MEMORY_CACHE);
-            rest = &rest[at + helper.len() + "(&instance->".len() + memory.len()..];
+            rest = &rest[access.end..];
         }
         out.push_str(rest);
         if reload {
@@ -177,27 +177,46 @@ fn cache_function(lines: &[&str], out: &mut String) {
     }
 }
 
+/// A load or store helper called with one of the instance's memories, in a line.
+struct Access<'a> {
+    /// Where the helper's name starts.
+    start: usize,
+    /// The helper (`i32_load`).
+    helper: &'a str,
+    /// The memory (`w2c_M0`).
+    memory: &'a str,
+    /// Where the memory's name ends.
+    end: usize,
+}
+
 /// The memories `line` loads from or stores to (`w2c_M0` of `i32_load(&instance->w2c_M0,`).
 fn accessed_memories(mut line: &str) -> impl Iterator<Item = &str> {
     core::iter::from_fn(move || {
-        let (at, helper) = next_access(line)?;
-        let rest = &line[at + helper.len() + "(&instance->".len()..];
-        let name = &rest[..rest.find(',').unwrap_or(rest.len())];
-        line = rest;
-        Some(name)
+        let access = next_access(line)?;
+        line = &line[access.end..];
+        Some(access.memory)
     })
 }
 
-/// The first load or store helper called with a memory of the instance in `line`: where
-/// the helper's name starts, and the name.
-fn next_access(line: &str) -> Option<(usize, &str)> {
-    line.match_indices("(&instance->").find_map(|(at, _)| {
+/// The first access in `line`.
+fn next_access(line: &str) -> Option<Access<'_>> {
+    const ARGUMENT: &str = "(&instance->";
+    line.match_indices(ARGUMENT).find_map(|(at, _)| {
         let helper = identifier_before(&line[..at]);
         let typed = ["i32_", "i64_", "f32_", "f64_"]
             .iter()
             .any(|t| helper.starts_with(t));
-        let access = typed && (helper.contains("_load") || helper.contains("_store"));
-        access.then(|| (at - helper.len(), helper))
+        if !typed || !(helper.contains("_load") || helper.contains("_store")) {
+            return None;
+        }
+        let name = at + ARGUMENT.len();
+        let end = line[name..].find(',').map_or(line.len(), |len| name + len);
+        Some(Access {
+            start: at - helper.len(),
+            helper,
+            memory: &line[name..end],
+            end,
+        })
     })
 }
 

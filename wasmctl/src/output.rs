@@ -326,14 +326,18 @@ impl Output {
         if self.json {
             self.print_json(json!({
                 "ko": ko, "bytes": size, "c_bytes": compiled.c_bytes, "fpu": compiled.fpu,
-                "signed": compiled.signed,
+                "fixed_memory": compiled.fixed_memory, "signed": compiled.signed,
                 "seconds": took.as_secs_f64(),
             }));
         } else {
             println!(
-                "compiled {}: {size} bytes ({} bytes of C, {fpu}{}) in {:.1} s",
+                "compiled {}: {size} bytes ({} bytes of C, {fpu}{}{}) in {:.1} s",
                 ko.display(),
                 compiled.c_bytes,
+                compiled.fixed_memory.map_or(String::new(), |bytes| format!(
+                    ", memory fixed at {} KiB",
+                    bytes / 1024
+                )),
                 if compiled.signed { ", signed" } else { "" },
                 took.as_secs_f64()
             );

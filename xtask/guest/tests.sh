@@ -491,6 +491,24 @@ expect_ok native-grow-past-the-memory-limit-fails "^-1$" $W call probe-native gr
 expect_fail native-deep-recursion-traps "call stack exhausted" $W call probe-native recurse 100000
 expect_ok native-recursion-300 "^300$" $W call probe-native recurse 300
 if $W list | awk '/^[^ ]/ { p = ($1 == "probe-native") } p' | grep -q -E 'traps [1-9]'; then ok native-traps-counted; else ko native-traps-counted "$($W list)"; fi
+# A memory that cannot grow (the bounds guest has no memory.grow): the native tier checks
+# against a constant size; its edges are the same on both tiers.
+$W load $G/bounds.wasm > /dev/null
+expect_ok native-bounds-insmod "" insmod $N/bounds_native.ko
+for m in bounds bounds-native; do
+	end=$($W call $m size)
+	expect_ok "$m-size" "^1114112$" $W call $m size
+	expect_ok "$m-last-word" "^0$" $W call $m peek $((end - 4))
+	expect_fail "$m-word-across-the-end-traps" "out of bounds memory access" $W call $m peek $((end - 3))
+	expect_ok "$m-last-byte" "^0$" $W call $m peek8 $((end - 1))
+	expect_fail "$m-byte-at-the-end-traps" "out of bounds memory access" $W call $m peek8 "$end"
+	expect_fail "$m-far-past-the-end-traps" "out of bounds memory access" $W call $m peek 2147483647
+	expect_ok "$m-last-i64-stored-and-read-after-a-call" "^-2$" $W call $m poke $((end - 8)) -2
+	expect_fail "$m-i64-across-the-end-traps" "out of bounds memory access" $W call $m poke $((end - 7)) 1
+	expect_ok "$m-loops-to-the-end" "^136$" $W call $m fill_sum $((end - 16)) 16
+	expect_fail "$m-loop-one-past-the-end-traps" "out of bounds memory access" $W call $m fill_sum $((end - 16)) 17
+done
+if $W unload bounds > /dev/null && $W unload bounds-native > /dev/null && rmmod bounds_native; then ok native-bounds-unloaded; else ko native-bounds-unloaded "$($W list)"; fi
 # WASI programs compiled ahead of time print what they print on the interpreter, once per
 # instance at insmod, and again when called.
 for prog in c-primes rust-primes zig-hello; do

@@ -161,6 +161,10 @@ pub const NATIVE_GUESTS: &[(&str, &str)] = &[
         "samples/target/wasm32-unknown-unknown/release/probe.wasm",
         "forever_native",
     ),
+    (
+        "samples/target/wasm32-unknown-unknown/release/bounds.wasm",
+        "bounds_native",
+    ),
     (crate::bench::GUEST, "bench_native"),
     // WASI programs: C (floats), Rust's std, Zig (which ends in proc_exit and imports
     // functions outside the subset).

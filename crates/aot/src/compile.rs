@@ -119,6 +119,9 @@ pub struct Compiled {
     pub fpu: bool,
     /// Bytes of C that wasm2c and the generator wrote.
     pub c_bytes: u64,
+    /// The size of the module's memory in bytes, if it cannot grow (its accesses are then
+    /// checked against a constant, [`wasm2c`]'s rewrite 6).
+    pub fixed_memory: Option<u64>,
     /// Whether the module was signed.
     pub signed: bool,
 }
@@ -185,6 +188,7 @@ pub fn compile(opts: &Options) -> Result<Compiled, Error> {
     )?;
     let source_path = dir.join("m.c");
     let source = fs::read_to_string(&source_path).map_err(|e| Error::Io(source_path.clone(), e))?;
+    let fixed_memory = wasm2c::fixed_sizes(&source).first().map(|(_, size)| *size);
     let source = wasm2c::adapt(&source).map_err(Error::Wasm2c)?;
     write(&source_path, source.as_bytes())?;
     let header_path = dir.join("m.h");
@@ -254,6 +258,7 @@ pub fn compile(opts: &Options) -> Result<Compiled, Error> {
         ko,
         fpu: glue.fpu,
         c_bytes,
+        fixed_memory,
         signed: opts.sign.is_some(),
     })
 }

@@ -31,9 +31,21 @@
 //!    reloaded the base and size at every loop header whose body can call `refuel`, as
 //!    nearly every loop's can. A function the rewrite does not understand (more than one
 //!    memory, a call that is not a statement of its own) is left as wasm2c wrote it.
+//! 6. **A memory that cannot grow has a constant size** ([`fixed_sizes`]): one the module
+//!    never grows (no `memory.grow` on it) or whose maximum is its initial size. wasm.ko
+//!    allocates its initial pages at instantiation or refuses the instance, and only
+//!    `memory.grow` resizes it, so the size is the initial pages' bytes for the instance's
+//!    life. The local of rewrite 5 then takes that constant for its size and is never read
+//!    again after a call (nothing can move the memory either), and its loads and stores call
+//!    copies of wasm2c's helpers ([`FIXED_SUFFIX`]) whose check is unsigned, `address >
+//!    size - len || size < len`, which with a constant size is one comparison with an
+//!    immediate (rewrite 4's signed form is right for any size but keeps the compiler from
+//!    reasoning about the address's range). So the compiler folds checks of one address at
+//!    nearby offsets into one, and a function keeps a register more for its own values. A
+//!    function with calls inside expressions is cached too: it needs no reads after them.
 //!
 //! Each of the first four rewrites must find what it rewrites, so a wasm2c whose output
-//! differs is reported rather than silently left slow; the fifth finds nothing in a module
+//! differs is reported rather than silently left slow; the last two find nothing in a module
 //! without memory.
 
 use crate::fuel::{FUEL_GLOBAL, IMPORT_MODULE, REFUEL_FUNC};
@@ -83,14 +95,90 @@ pub fn adapt(source: &str) -> Result<String, Error> {
         }
         out = out.replace(from.as_str(), to);
     }
-    Ok(cache_memory(&out))
+    let fixed = fixed_sizes(&out);
+    let definitions = if fixed.is_empty() {
+        Vec::new()
+    } else {
+        helper_definitions(&out)
+    };
+    let helpers: Vec<&str> = definitions.iter().map(|(_, helper)| *helper).collect();
+    let mut adapted = cache_memory(&out, &fixed, &helpers);
+    if let Some((last, _)) = definitions.last() {
+        let line = format!("\n{last}\n");
+        let at = adapted
+            .find(&line)
+            .ok_or_else(|| Error(format!("`{last}`")))?;
+        adapted.insert_str(at + line.len(), &fixed_copies(&definitions));
+    }
+    Ok(adapted)
 }
+
+/// The suffix of the load and store helpers of rewrite 6 (`i32_load_fixed`).
+pub const FIXED_SUFFIX: &str = "_fixed";
+
+/// wasm2c's definitions of its load and store helpers in `source`, each with the helper it
+/// defines (`DEFINE_LOAD(i32_load, u32, u32, u32)` and `i32_load`).
+fn helper_definitions(source: &str) -> Vec<(&str, &str)> {
+    source
+        .lines()
+        .filter_map(|line| {
+            let rest = line
+                .strip_prefix("DEFINE_LOAD(")
+                .or_else(|| line.strip_prefix("DEFINE_STORE("))?;
+            Some((line, rest.split_once(',')?.0))
+        })
+        .collect()
+}
+
+/// The [`FIXED_SUFFIX`] copies of the helpers `definitions`, with rewrite 6's check, and
+/// wasm2c's check restored after them.
+fn fixed_copies(definitions: &[(&str, &str)]) -> String {
+    let mut copies = String::from(
+        "#undef MEMCHECK\n\
+         #define MEMCHECK(mem, a, t) \\\n\
+         \x20 if (UNLIKELY((a) > mem->size - sizeof(t) || mem->size < sizeof(t))) \\\n\
+         \x20   TRAP(OOB);\n",
+    );
+    for (line, helper) in definitions {
+        copies.push_str(&line.replacen(helper, &format!("{helper}{FIXED_SUFFIX}"), 1));
+        copies.push('\n');
+    }
+    copies
+        .push_str("#undef MEMCHECK\n#define MEMCHECK(mem, a, t) RANGE_CHECK(mem, a, sizeof(t))\n");
+    copies
+}
+
+/// Rewrite 6: the memories of `source` whose size never changes, with that size in bytes.
+///
+/// A memory is allocated once, in the instantiation, by `wasm_rt_allocate_memory(&instance->
+/// NAME, INITIAL, MAX)`; it is fixed when `source` never calls `wasm_rt_grow_memory` on it, or
+/// when `MAX` is `INITIAL`. A line that does not parse names no memory (which stays as it is).
+pub fn fixed_sizes(source: &str) -> Vec<(&str, u64)> {
+    const ALLOCATE: &str = "wasm_rt_allocate_memory(&instance->";
+    source
+        .lines()
+        .filter_map(|line| {
+            let (_, rest) = line.split_once(ALLOCATE)?;
+            let (arguments, _) = rest.split_once(')')?;
+            let mut arguments = arguments.split(',').map(str::trim);
+            let name = arguments.next()?;
+            let initial: u64 = arguments.next()?.parse().ok()?;
+            let max: u64 = arguments.next()?.parse().ok()?;
+            let grows = source.contains(&format!("wasm_rt_grow_memory(&instance->{name},"));
+            (!grows || initial == max).then_some((name, initial * WASM_PAGE))
+        })
+        .collect()
+}
+
+/// Bytes in a Wasm page.
+const WASM_PAGE: u64 = 65_536;
 
 /// The local of rewrite 5 (a name wasm2c, whose names start `w2c_` or `Z_`, never writes).
 pub const MEMORY_CACHE: &str = "wasm_native_mem";
 
-/// Rewrite 5 on every function of `source`.
-fn cache_memory(source: &str) -> String {
+/// Rewrites 5 and 6 on every function of `source`; `fixed` are the memories of constant size,
+/// `helpers` the load and store helpers that have copies for them.
+fn cache_memory(source: &str, fixed: &[(&str, u64)], helpers: &[&str]) -> String {
     /// Where a line of `source` is.
     enum At<'a> {
         /// Between functions.
@@ -117,7 +205,7 @@ fn cache_memory(source: &str) -> String {
                 }
             }
             At::Body(lines) if text == "}" => {
-                cache_function(lines, &mut out);
+                cache_function(lines, fixed, helpers, &mut out);
                 out.push_str(line);
                 at = At::Outside;
             }
@@ -131,24 +219,32 @@ fn cache_memory(source: &str) -> String {
 }
 
 /// Appends the body `lines` of one function to `out`, with its memory in [`MEMORY_CACHE`]
-/// when the function accesses exactly one memory and every call in it is a statement.
-fn cache_function(lines: &[&str], out: &mut String) {
+/// when the function accesses exactly one memory and, unless that memory is one of the
+/// `fixed` ones (whose accesses then call the `helpers`' copies), every call in it is a
+/// statement.
+fn cache_function(lines: &[&str], fixed: &[(&str, u64)], helpers: &[&str], out: &mut String) {
     let refuel = format!("(*Z_{IMPORT_MODULE}Z_{REFUEL_FUNC})(");
     let mut memory = None;
-    let mut understood = lines.iter().any(|l| l.trim() == "FUNC_PROLOGUE;");
+    let mut single = lines.iter().any(|l| l.trim() == "FUNC_PROLOGUE;");
+    let mut statements = true;
     let mut reloads = Vec::with_capacity(lines.len());
     for line in lines {
         for name in accessed_memories(line) {
-            understood &= *memory.get_or_insert(name) == name;
+            single &= *memory.get_or_insert(name) == name;
         }
         let reload = !line.contains(&refuel) && calls_out(line);
-        understood &= !reload || line.trim_end().ends_with(';');
+        statements &= !reload || line.trim_end().ends_with(';');
         reloads.push(reload);
     }
-    let Some(memory) = memory.filter(|_| understood) else {
+    let Some(memory) = memory.filter(|_| single) else {
         lines.iter().for_each(|line| out.push_str(line));
         return;
     };
+    let size = fixed.iter().find(|(name, _)| *name == memory).map(|f| f.1);
+    if size.is_none() && !statements {
+        lines.iter().for_each(|line| out.push_str(line));
+        return;
+    }
     let read = format!("{MEMORY_CACHE} = instance->{memory};\n");
     let mut declared = false;
     for (line, reload) in lines.iter().zip(reloads) {
@@ -156,6 +252,9 @@ fn cache_function(lines: &[&str], out: &mut String) {
             out.push_str(line);
             if line.trim() == "FUNC_PROLOGUE;" {
                 out.push_str(&format!("  wasm_rt_memory_t {read}"));
+                if let Some(size) = size {
+                    out.push_str(&format!("  {MEMORY_CACHE}.size = {size}ull;\n"));
+                }
                 declared = true;
             }
             continue;
@@ -164,12 +263,15 @@ fn cache_function(lines: &[&str], out: &mut String) {
         while let Some(access) = next_access(rest) {
             out.push_str(&rest[..access.start]);
             out.push_str(access.helper);
+            if size.is_some() && helpers.contains(&access.helper) {
+                out.push_str(FIXED_SUFFIX);
+            }
             out.push_str("(&");
             out.push_str(MEMORY_CACHE);
             rest = &rest[access.end..];
         }
         out.push_str(rest);
-        if reload {
+        if reload && size.is_none() {
             let indent = line.len() - line.trim_start().len();
             out.push_str(&line[..indent]);
             out.push_str(&read);

@@ -116,11 +116,12 @@ fn functions_read_their_memory_again_after_calls_that_may_grow_it() {
 }
 
 #[test]
-fn a_function_with_a_call_inside_an_expression_keeps_its_memory_in_the_instance() {
+fn a_function_with_a_call_inside_an_expression_keeps_a_memory_that_grows_in_the_instance() {
     let source = translate(
         r#"(module
             (memory 1)
             (func $id (param i32) (result i32) (local.get 0))
+            (func (export "more") (result i32) (memory.grow (i32.const 1)))
             (func (export "g") (param i32) (result i32)
               (i32.load (call $id (local.get 0)))))"#,
         "uncached",
@@ -134,4 +135,75 @@ fn a_function_with_a_call_inside_an_expression_keeps_its_memory_in_the_instance(
     assert!(wasm2c::adapt(&source)
         .unwrap()
         .contains("i32_load(&wasm_native_mem, "));
+}
+
+#[test]
+fn a_memory_that_cannot_grow_has_a_constant_size_and_is_never_read_again() {
+    let source = translate(
+        r#"(module
+            (memory 2)
+            (func $id (param i32) (result i32) (local.get 0))
+            (func (export "g") (param i32) (result i32)
+              (drop (call $id (i32.load (local.get 0))))
+              (i32.load offset=4 (call $id (local.get 0)))))"#,
+        "fixed",
+    );
+    assert_eq!(wasm2c::fixed_sizes(&source), [("w2c_M0", 2 * 65536)]);
+    // A call inside an expression, which a memory that may grow would not allow.
+    let call = "w2c_i0 = w2c_id(instance, w2c_i0);";
+    let nested = source.replace(call, "w2c_i0 = w2c_id(instance, w2c_id(instance, w2c_i0));");
+    for source in [&source, &nested] {
+        let adapted = wasm2c::adapt(source).unwrap();
+        let declared = "  wasm_rt_memory_t wasm_native_mem = instance->w2c_M0;\n  \
+                        wasm_native_mem.size = 131072ull;\n";
+        assert_eq!(adapted.matches(declared).count(), 1, "{adapted}");
+        assert_eq!(adapted.matches("wasm_native_mem = instance->").count(), 1);
+        assert!(adapted.contains("i32_load_fixed(&wasm_native_mem, (u64)(w2c_i0) + 4u)"));
+        assert!(!adapted.contains("i32_load(&instance->"));
+        // The copies check unsigned, then the helpers of other memories check as before.
+        let copies = adapted
+            .split_once("DEFINE_STORE(i64_store32, u32, u64)\n#undef MEMCHECK\n")
+            .unwrap()
+            .1;
+        let (check, rest) = copies
+            .split_once("DEFINE_LOAD(i32_load_fixed, u32, u32, u32)")
+            .unwrap();
+        assert!(
+            check.contains("if (UNLIKELY((a) > mem->size - sizeof(t) || mem->size < sizeof(t)))")
+        );
+        assert!(rest.contains(
+            "DEFINE_STORE(i64_store32_fixed, u32, u64)\n#undef MEMCHECK\n\
+                               #define MEMCHECK(mem, a, t) RANGE_CHECK(mem, a, sizeof(t))\n"
+        ));
+    }
+}
+
+#[test]
+fn a_memory_grown_only_up_to_its_initial_size_is_fixed_and_one_that_grows_is_not() {
+    let memory = |limits: &str, name: &str| {
+        translate(
+            &format!(
+                r#"(module
+                    (memory {limits})
+                    (func (export "g") (result i32)
+                      (drop (memory.grow (i32.const 1)))
+                      (i32.load (i32.const 0))))"#
+            ),
+            name,
+        )
+    };
+    let capped = memory("3 3", "capped");
+    assert_eq!(wasm2c::fixed_sizes(&capped), [("w2c_M0", 3 * 65536)]);
+    let adapted = wasm2c::adapt(&capped).unwrap();
+    assert!(adapted.contains("wasm_native_mem.size = 196608ull;"));
+    assert!(adapted.contains("i32_load_fixed(&wasm_native_mem, "));
+    let grows = memory("3 4", "grows");
+    assert!(wasm2c::fixed_sizes(&grows).is_empty());
+    let adapted = wasm2c::adapt(&grows).unwrap();
+    assert!(!adapted.contains("wasm_native_mem.size"));
+    assert!(!adapted.contains("_fixed"));
+    assert_eq!(
+        line_after(&adapted, "= wasm_rt_grow_memory("),
+        "wasm_native_mem = instance->w2c_M0;"
+    );
 }

@@ -70,6 +70,9 @@ fi
 expect_ok call-i32 "^42$" $W call probe add 2 40
 expect_ok call-i32-negative "^-5$" $W call probe add -2 -3
 expect_ok call-i64 "^12884901888$" $W call probe mul64 4294967296 3
+expect_ok call-i128-high "^4611686018427387903$" $W call probe mul_hi 9223372036854775807 9223372036854775807
+expect_ok call-i128-high-of-min "^4611686018427387904$" $W call probe mul_hi -9223372036854775808 -9223372036854775808
+expect_ok call-i128-high-negative "^-1$" $W call probe mul_hi -3 7
 expect_ok call-f64 "^5.0$" $W call probe hypot 3 4
 expect_ok call-f32 "^0.25$" $W call probe quarter 1
 expect_ok call-json '"results":\[\{"type":"i32","value":42\}\]' $W --json call probe add 2 40
@@ -473,6 +476,10 @@ if [ -s /tmp/probe-user.txt ] && cmp -s /tmp/probe-user.txt /tmp/native.txt; the
 expect_ok native-call-i32 "^42$" $W call probe-native add 2 40
 expect_ok native-call-i32-negative "^-5$" $W call probe-native add -2 -3
 expect_ok native-call-i64 "^12884901888$" $W call probe-native mul64 4294967296 3
+# 128-bit products: the guest's __multi3 runs as one multiplication (crates/aot/src/multi3.rs).
+expect_ok native-call-i128-high "^4611686018427387903$" $W call probe-native mul_hi 9223372036854775807 9223372036854775807
+expect_ok native-call-i128-high-of-min "^4611686018427387904$" $W call probe-native mul_hi -9223372036854775808 -9223372036854775808
+expect_ok native-call-i128-high-negative "^-1$" $W call probe-native mul_hi -3 7
 expect_ok native-call-f64 "^5.0$" $W call probe-native hypot 3 4
 expect_ok native-call-f32 "^0.25$" $W call probe-native quarter 1
 expect_ok native-call-cpu-import "^[01]$" $W call probe-native cpu

@@ -24,14 +24,19 @@
 //! The instrumentation is stack-neutral and uses no local of the function, so every operator
 //! of the original module keeps its meaning; only function and global indices shift (the
 //! imports come first in their index spaces) and are renumbered throughout, names included.
+//! The one body it changes is that of a known `__multi3`, which calls a third import instead
+//! ([`crate::multi3`]) and is charged as the original was.
 
+use crate::multi3::{self, MUL128_FUNC};
 use core::fmt;
 use wasm_encoder::reencode::{self, Reencode};
 use wasm_encoder::{
     CodeSection, EntityType, Function, GlobalType, ImportSection, Instruction, Module, SectionId,
     TypeSection, ValType,
 };
-use wasmparser::{FunctionBody, Operator, Parser, Payload, TypeRef, Validator, WasmFeatures};
+use wasmparser::{
+    CompositeInnerType, FunctionBody, Operator, Parser, Payload, TypeRef, Validator, WasmFeatures,
+};
 
 /// The import module of the fuel counter and the refuel function; a guest may not import from
 /// it itself.
@@ -106,6 +111,8 @@ struct Counts {
     /// Per defined function, the cost of its entry region, with the entry regions of the
     /// unmetered functions it calls there: what a call site charges for it if unmetered.
     entry_cost: Vec<u32>,
+    /// Per defined function, whether it is a known `__multi3`, and which.
+    multi3: Vec<Option<multi3::Order>>,
 }
 
 /// A defined function as the call-graph analysis sees it.
@@ -133,6 +140,9 @@ impl Counts {
     fn of(wasm: &[u8]) -> Result<Self, Error> {
         let mut counts = Counts::default();
         let mut bodies = Vec::new();
+        // Parameters and results of each type, and the type of each defined function.
+        let mut signatures: Vec<(Vec<wasmparser::ValType>, Vec<wasmparser::ValType>)> = Vec::new();
+        let mut defined_types = Vec::new();
         // Entered from outside or possibly through a table.
         let mut entered = Vec::new();
         for payload in Parser::new(0).parse_all(wasm) {
@@ -167,7 +177,20 @@ impl Counts {
                         }
                     }
                 }
+                Payload::FunctionSection(types) => {
+                    for ty in types {
+                        defined_types.push(ty?);
+                    }
+                }
                 Payload::CodeSectionEntry(body) => {
+                    let range = body.range();
+                    let bytes = wasm.get(range.start as usize..range.end as usize);
+                    let signature = defined_types
+                        .get(bodies.len())
+                        .and_then(|&ty| signatures.get(ty as usize));
+                    counts.multi3.push(bytes.zip(signature).and_then(
+                        |(bytes, (params, results))| multi3::find(params, results, bytes),
+                    ));
                     let mut b = Body::default();
                     let mut in_entry = true;
                     for op in body.get_operators_reader()? {
@@ -191,8 +214,15 @@ impl Counts {
                 }
                 Payload::TypeSection(types) => {
                     for group in types {
-                        let n = group?.types().len();
-                        counts.types += u32::try_from(n).unwrap_or(u32::MAX);
+                        for ty in group?.types() {
+                            counts.types = counts.types.saturating_add(1);
+                            signatures.push(match &ty.composite_type.inner {
+                                CompositeInnerType::Func(f) => {
+                                    (f.params().to_vec(), f.results().to_vec())
+                                }
+                                _ => (Vec::new(), Vec::new()),
+                            });
+                        }
                     }
                 }
                 Payload::ImportSection(imports) => {
@@ -247,6 +277,11 @@ impl Counts {
                 .fold(0, |sum, c| sum.saturating_add(self.entry_cost[c]));
             self.entry_cost[d] = bodies[d].entry_ops.saturating_add(callees);
         }
+    }
+
+    /// Whether the module has a known `__multi3`, and so imports [`MUL128_FUNC`].
+    fn imports_mul128(&self) -> bool {
+        self.multi3.iter().any(Option::is_some)
     }
 
     /// What a call of `func` (an index of the original module) adds to its region's cost.
@@ -356,6 +391,16 @@ impl Meter {
         self.counts.imported_funcs
     }
 
+    /// Index of the mul128 function, after the refuel function.
+    fn mul128_func(&self) -> u32 {
+        self.counts.imported_funcs + 1
+    }
+
+    /// Functions imported here: refuel, and mul128 if the module needs it.
+    fn added_funcs(&self) -> u32 {
+        1 + u32::from(self.counts.imports_mul128())
+    }
+
     /// Index of the fuel global.
     fn fuel_global(&self) -> u32 {
         self.counts.imported_globals
@@ -363,6 +408,9 @@ impl Meter {
 
     fn add_refuel_type(&mut self, types: &mut TypeSection) {
         types.ty().function([], []);
+        if self.counts.imports_mul128() {
+            types.ty().function([ValType::I64; 4], [ValType::I64; 2]);
+        }
         self.types_done = true;
     }
 
@@ -381,6 +429,13 @@ impl Meter {
             REFUEL_FUNC,
             EntityType::Function(self.refuel_type()),
         );
+        if self.counts.imports_mul128() {
+            imports.import(
+                IMPORT_MODULE,
+                MUL128_FUNC,
+                EntityType::Function(self.refuel_type() + 1),
+            );
+        }
         self.imports_done = true;
     }
 
@@ -424,7 +479,7 @@ impl Reencode for Meter {
 
     fn function_index(&mut self, func: u32) -> Result<u32, reencode::Error<Self::Error>> {
         Ok(if func >= self.counts.imported_funcs {
-            func + 1
+            func + self.added_funcs()
         } else {
             func
         })
@@ -486,16 +541,25 @@ impl Reencode for Meter {
         code: &mut CodeSection,
         func: FunctionBody<'_>,
     ) -> Result<(), reencode::Error<Self::Error>> {
-        let mut f = self.new_function_with_parsed_locals(&func)?;
+        let body = self.bodies_done;
+        self.bodies_done += 1;
+        let multi3 = self.counts.multi3[body];
+        let mut f = match multi3 {
+            Some(_) => multi3::function(),
+            None => self.new_function_with_parsed_locals(&func)?,
+        };
         let mut reader = func.get_operators_reader()?;
         let mut ops = Vec::new();
         while !reader.eof() {
             ops.push(reader.read()?);
         }
-        let body = self.bodies_done;
-        self.bodies_done += 1;
         if self.counts.metered[body] {
             self.charge(&mut f, self.region_cost(&ops, 0));
+        }
+        if let Some(order) = multi3 {
+            multi3::store_product(&mut f, order, self.mul128_func());
+            code.function(&f);
+            return Ok(());
         }
         for (i, op) in ops.iter().enumerate() {
             let is_loop = matches!(op, Operator::Loop { .. });

@@ -18,6 +18,7 @@
 //! wasm2c whose output differs from what this generator expects is reported, not miscompiled.
 
 use crate::fuel::{FUEL_GLOBAL, IMPORT_MODULE, REFUEL_FUNC};
+use crate::multi3::MUL128_FUNC;
 use core::fmt::{self, Write};
 use wasmparser::{CompositeInnerType, Operator, Parser, Payload, TypeRef, ValType};
 
@@ -79,7 +80,9 @@ struct Info {
     types: Vec<FuncType>,
     /// The type of every function, imports first.
     funcs: Vec<u32>,
-    /// Function imports other than the refuel function: module, name, type.
+    /// Whether the module imports [`MUL128_FUNC`] ([`crate::multi3`]).
+    mul128: bool,
+    /// Function imports other than the refuel and mul128 functions: module, name, type.
     imports: Vec<(String, String, u32)>,
     /// Function exports: name, function index.
     exports: Vec<(String, u32)>,
@@ -138,7 +141,9 @@ impl Info {
                         match import.ty {
                             TypeRef::Func(ty) => {
                                 info.funcs.push(ty);
-                                if (module, name) != (IMPORT_MODULE, REFUEL_FUNC) {
+                                if (module, name) == (IMPORT_MODULE, MUL128_FUNC) {
+                                    info.mul128 = true;
+                                } else if (module, name) != (IMPORT_MODULE, REFUEL_FUNC) {
                                     info.imports.push((module.into(), name.into(), ty));
                                 }
                             }
@@ -387,6 +392,19 @@ pub fn generate(wasm: &[u8], header: &str, name: &str, wasm_size: u64) -> Result
          void {refuel}(struct {wn}_instance_t *head)\n{{\n\
          \twasm_native_refuel();\n}}\n\n"
     );
+    if info.mul128 {
+        let mul128 = format!("{wn}{}", mangle(MUL128_FUNC));
+        declared(header, "struct wasm_multi_jj", &mul128)?;
+        let _ = write!(
+            out,
+            "struct wasm_multi_jj {mul128}(struct {wn}_instance_t *head,\n\
+             \t\t\t\t\tu64 a_lo, u64 a_hi, u64 b_lo, u64 b_hi)\n{{\n\
+             \tunsigned __int128 a = (unsigned __int128)a_hi << 64 | a_lo;\n\
+             \tunsigned __int128 b = (unsigned __int128)b_hi << 64 | b_lo;\n\
+             \tunsigned __int128 product = a * b;\n\n\
+             \treturn (struct wasm_multi_jj){{ (u64)product, (u64)(product >> 64) }};\n}}\n\n"
+        );
+    }
 
     // The other imports, through wasm_native_import().
     let mut import_table = String::new();

@@ -26,7 +26,8 @@
 //!    every load and store checks against and addresses through, and which is read again
 //!    from the instance after every statement that calls anything that may grow the memory:
 //!    a call, an import, `call_indirect`, `memory.grow`; that is, after every call but the
-//!    fuel's `refuel` and wasm2c's own arithmetic helpers, which cannot. The instance's
+//!    fuel's `refuel`, [`crate::multi3`]'s `mul128` and wasm2c's own arithmetic helpers,
+//!    which cannot. The instance's
 //!    fields are memory a call may change, the local is not: without it the compiler
 //!    reloaded the base and size at every loop header whose body can call `refuel`, as
 //!    nearly every loop's can. A function the rewrite does not understand (more than one
@@ -50,6 +51,7 @@
 
 use crate::fuel::{FUEL_GLOBAL, IMPORT_MODULE, REFUEL_FUNC};
 use crate::glue::PREFIX;
+use crate::multi3::MUL128_FUNC;
 use core::fmt;
 
 /// A rewrite that found nothing to rewrite: the output is not wabt 1.0.32's.
@@ -224,6 +226,7 @@ fn cache_memory(source: &str, fixed: &[(&str, u64)], helpers: &[&str]) -> String
 /// statement.
 fn cache_function(lines: &[&str], fixed: &[(&str, u64)], helpers: &[&str], out: &mut String) {
     let refuel = format!("(*Z_{IMPORT_MODULE}Z_{REFUEL_FUNC})(");
+    let mul128 = format!("(*Z_{IMPORT_MODULE}Z_{MUL128_FUNC})(");
     let mut memory = None;
     let mut single = lines.iter().any(|l| l.trim() == "FUNC_PROLOGUE;");
     let mut statements = true;
@@ -232,7 +235,7 @@ fn cache_function(lines: &[&str], fixed: &[(&str, u64)], helpers: &[&str], out: 
         for name in accessed_memories(line) {
             single &= *memory.get_or_insert(name) == name;
         }
-        let reload = !line.contains(&refuel) && calls_out(line);
+        let reload = !line.contains(&refuel) && !line.contains(&mul128) && calls_out(line);
         statements &= !reload || line.trim_end().ends_with(';');
         reloads.push(reload);
     }

@@ -52,7 +52,7 @@ const COMPILER_RT: &[u8] = &[
 ];
 
 /// The parameters of `__multi3`: the result's address, then `a` and `b`, low half first.
-pub const PARAMS: [wasmparser::ValType; 5] = [
+const PARAMS: [wasmparser::ValType; 5] = [
     wasmparser::ValType::I32,
     wasmparser::ValType::I64,
     wasmparser::ValType::I64,
